@@ -1,0 +1,49 @@
+"""Geometry and spatial maths on torch tensors, 2D and 3D alike (no GUI, no I/O)."""
+
+from .fields import (
+    affine_to_field,
+    bspline_control_shape,
+    bspline_to_field,
+    compose,
+    exp_svf,
+    field_magnitude,
+    scale_field_to_voxels,
+)
+from .grid import (
+    as_spacing,
+    check_field,
+    resized_spacing,
+    sampling_grid,
+    voxel_grid,
+    voxel_to_world,
+    world_grid,
+    world_to_voxel,
+)
+from .jacobian import jacobian_determinant, jacobian_matrix
+from .smooth import gaussian_kernel1d, gaussian_smooth, resize
+from .warp import warp_image, warp_labels
+
+__all__ = [
+    "affine_to_field",
+    "as_spacing",
+    "bspline_control_shape",
+    "bspline_to_field",
+    "check_field",
+    "compose",
+    "exp_svf",
+    "field_magnitude",
+    "gaussian_kernel1d",
+    "gaussian_smooth",
+    "jacobian_determinant",
+    "jacobian_matrix",
+    "resize",
+    "resized_spacing",
+    "sampling_grid",
+    "scale_field_to_voxels",
+    "voxel_grid",
+    "voxel_to_world",
+    "warp_image",
+    "warp_labels",
+    "world_grid",
+    "world_to_voxel",
+]

@@ -1,0 +1,143 @@
+"""Operations on displacement fields: composition, affine -> field, SVF exponential, B-splines.
+
+A field ``u`` is ``(N, D, *spatial)`` in mm and stands for the map ``phi_u(x) = x + u(x)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .grid import as_spacing, check_field, world_grid
+from .warp import warp_image
+
+
+def compose(u: Tensor, v: Tensor, spacing: float | Sequence[float] | None = None) -> Tensor:
+    """Field of ``phi_u o phi_v``: ``w(x) = v(x) + u(x + v(x))``.
+
+    Warping with ``w`` equals warping with ``u`` first and then with ``v`` (pull-back fields), but
+    interpolates the image once. Both fields live on the same grid.
+    """
+    if u.shape != v.shape:
+        raise ValueError(f"fields must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}")
+    return v + warp_image(u, v, spacing, padding="border")
+
+
+def affine_to_field(
+    matrix: Tensor,
+    shape: Sequence[int],
+    spacing: float | Sequence[float] | None = None,
+    origin: Sequence[float] | None = None,
+) -> Tensor:
+    """Displacement field of a physical affine map.
+
+    Args:
+        matrix: ``(D+1, D+1)`` or ``(N, D+1, D+1)`` homogeneous matrix acting on physical points
+            (mm, array axis order): a fixed point ``x`` is mapped to ``A x + b`` in the moving image.
+        shape: spatial shape of the fixed grid.
+        spacing, origin: fixed grid geometry (mm).
+
+    Returns:
+        ``(N, D, *shape)`` field ``u(x) = A x + b - x`` in mm.
+    """
+    ndim = len(shape)
+    if matrix.ndim == 2:
+        matrix = matrix.unsqueeze(0)
+    if matrix.shape[1:] != (ndim + 1, ndim + 1):
+        raise ValueError(
+            f"matrix must be ({ndim + 1}, {ndim + 1}) or (N, {ndim + 1}, {ndim + 1}) for a "
+            f"{ndim}D grid, got {tuple(matrix.shape)}"
+        )
+    x = world_grid(shape, spacing, origin, matrix.device, matrix.dtype).reshape(ndim, -1)
+    a = matrix[:, :ndim, :ndim]
+    b = matrix[:, :ndim, ndim:]
+    mapped = a @ x.unsqueeze(0) + b
+    return (mapped - x.unsqueeze(0)).reshape(matrix.shape[0], ndim, *shape)
+
+
+def exp_svf(
+    velocity: Tensor, spacing: float | Sequence[float] | None = None, steps: int = 7
+) -> Tensor:
+    """Displacement of the exponential of a stationary velocity field, by scaling and squaring.
+
+    Args:
+        velocity: ``(N, D, *spatial)`` velocity in mm (per unit time).
+        spacing: voxel size in mm.
+        steps: number of squarings; the velocity is divided by ``2**steps`` first.
+
+    Returns:
+        ``(N, D, *spatial)`` displacement of ``exp(v)`` in mm (diffeomorphic for smooth ``v``).
+    """
+    check_field(velocity, "velocity")
+    u = velocity / (2**steps)
+    for _ in range(steps):
+        u = compose(u, u, spacing)
+    return u
+
+
+def _bspline_kernel(stride: int, device, dtype) -> Tensor:
+    """Cubic B-spline sampled at ``j / stride - 2`` for ``j = 0 .. 4 * stride`` (length 4s+1)."""
+    t = (torch.arange(4 * stride + 1, device=device, dtype=dtype) / stride - 2).abs()
+    k = torch.where(t < 1, 2 / 3 - t**2 + t**3 / 2, ((2 - t).clamp_min(0)) ** 3 / 6)
+    return k
+
+
+def bspline_control_shape(shape: Sequence[int], stride: int | Sequence[int]) -> tuple[int, ...]:
+    """Control grid shape for a dense grid ``shape`` with control points every ``stride`` voxels.
+
+    Control point ``i`` sits at voxel ``(i - 1) * stride``, so one point lies outside each border
+    and the cubic support of every voxel is covered.
+    """
+    strides = [int(stride)] * len(shape) if isinstance(stride, int) else [int(s) for s in stride]
+    return tuple((n - 1) // s + 4 for n, s in zip(shape, strides, strict=True))
+
+
+def bspline_to_field(
+    control: Tensor, stride: int | Sequence[int], shape: Sequence[int]
+) -> Tensor:
+    """Dense field from cubic B-spline control point values (exact, separable evaluation).
+
+    Args:
+        control: ``(N, C, *control_shape)`` with ``control_shape = bspline_control_shape(shape,
+            stride)``; values are whatever the dense field holds (mm for a displacement).
+        stride: control point spacing in voxels (scalar or per axis).
+        shape: dense spatial shape.
+
+    Returns:
+        ``(N, C, *shape)``; constant control values give that constant exactly.
+    """
+    ndim = len(shape)
+    strides = [int(stride)] * ndim if isinstance(stride, int) else [int(s) for s in stride]
+    expected = bspline_control_shape(shape, strides)
+    if tuple(control.shape[2:]) != expected:
+        raise ValueError(
+            f"control grid for shape {tuple(shape)} and stride {strides} must be {expected}, "
+            f"got {tuple(control.shape[2:])}"
+        )
+    out = control
+    for axis in range(ndim):
+        s = strides[axis]
+        dim = 2 + axis
+        moved = out.movedim(dim, -1)
+        lead = moved.shape[:-1]
+        flat = moved.reshape(-1, 1, moved.shape[-1])
+        kernel = _bspline_kernel(s, out.device, out.dtype).view(1, 1, -1)
+        dense = F.conv_transpose1d(flat, kernel, stride=s)
+        dense = dense[..., 3 * s : 3 * s + shape[axis]]
+        out = dense.reshape(*lead, shape[axis]).movedim(-1, dim)
+    return out
+
+
+def field_magnitude(field: Tensor) -> Tensor:
+    """Euclidean norm of a field ``(N, D, *spatial)`` -> ``(N, *spatial)`` (mm)."""
+    return field.norm(dim=1)
+
+
+def scale_field_to_voxels(field: Tensor, spacing: float | Sequence[float] | None) -> Tensor:
+    """Field in voxels along each axis (mm divided by spacing)."""
+    ndim = check_field(field)
+    sp = torch.tensor(as_spacing(spacing, ndim), device=field.device, dtype=field.dtype)
+    return field / sp.view((1, ndim) + (1,) * ndim)

@@ -1,0 +1,74 @@
+"""Separable Gaussian smoothing and anti-aliased resizing of images and fields."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def gaussian_kernel1d(
+    sigma: float, truncate: float = 3.0, device=None, dtype=torch.float32
+) -> Tensor:
+    """Normalised 1D Gaussian kernel of standard deviation ``sigma`` (voxels), odd length."""
+    if sigma <= 0:
+        return torch.ones(1, device=device, dtype=dtype)
+    radius = max(1, int(math.ceil(truncate * sigma)))
+    x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def conv1d_along(x: Tensor, kernel: Tensor, axis: int, padding_mode: str = "replicate") -> Tensor:
+    """Convolve ``(N, C, *spatial)`` with a 1D ``kernel`` along spatial ``axis`` (0-based)."""
+    if kernel.numel() == 1:
+        return x * kernel
+    dim = 2 + axis
+    moved = x.movedim(dim, -1)
+    shape = moved.shape
+    flat = moved.reshape(-1, 1, shape[-1])
+    radius = kernel.numel() // 2
+    mode = padding_mode
+    if mode == "replicate" or shape[-1] <= radius:
+        mode = "replicate"
+    flat = F.pad(flat, (radius, radius), mode=mode)
+    out = F.conv1d(flat, kernel.view(1, 1, -1).to(flat))
+    return out.reshape(shape).movedim(-1, dim)
+
+
+def gaussian_smooth(
+    x: Tensor, sigma: float | Sequence[float], truncate: float = 3.0
+) -> Tensor:
+    """Gaussian smoothing of ``(N, C, *spatial)`` with ``sigma`` in voxels (scalar or per axis).
+
+    Borders are replicated, so a constant image stays constant.
+    """
+    ndim = x.ndim - 2
+    sigmas = [float(sigma)] * ndim if isinstance(sigma, (int, float)) else list(sigma)
+    if len(sigmas) != ndim:
+        raise ValueError(f"sigma needs {ndim} values, got {sigmas}")
+    for axis, s in enumerate(sigmas):
+        x = conv1d_along(x, gaussian_kernel1d(s, truncate, x.device, x.dtype), axis)
+    return x
+
+
+def resize(x: Tensor, shape: Sequence[int], antialias: bool = True) -> Tensor:
+    """Resize ``(N, C, *spatial)`` to ``shape`` with corner voxels fixed (``align_corners=True``).
+
+    When shrinking and ``antialias`` is set, a Gaussian of sigma ``0.5 * factor`` voxels is applied
+    first. Values are not rescaled: a displacement field in mm stays in mm.
+    """
+    shape = tuple(int(s) for s in shape)
+    if tuple(x.shape[2:]) == shape:
+        return x
+    ndim = x.ndim - 2
+    if antialias:
+        factors = [(n - 1) / max(m - 1, 1) for n, m in zip(x.shape[2:], shape, strict=True)]
+        sig = [0.5 * f if f > 1 else 0.0 for f in factors]
+        if any(s > 0 for s in sig):
+            x = gaussian_smooth(x, sig, truncate=2.0)
+    mode = "bilinear" if ndim == 2 else "trilinear"
+    return F.interpolate(x, size=shape, mode=mode, align_corners=True)
