@@ -60,7 +60,9 @@ class Volume:
         return np.eye(self.ndim) if self.direction is None else self.direction
 
 
-def check_image(array: np.ndarray, what: str = "image", ndims: Sequence[int] = (2, 3)) -> np.ndarray:
+def check_image(
+    array: np.ndarray, what: str = "image", ndims: Sequence[int] = (2, 3)
+) -> np.ndarray:
     """Validate an intensity image and return it as float32.
 
     Raises InputError for RGB/multichannel or 4D data, wrong dimensionality, NaN/Inf or a constant
@@ -98,9 +100,7 @@ def check_labels(array: np.ndarray, shape: Sequence[int], what: str = "labels") 
     """
     arr = np.asarray(array)
     if tuple(arr.shape) != tuple(shape):
-        raise InputError(
-            f"{what} have shape {arr.shape} but their image has shape {tuple(shape)}"
-        )
+        raise InputError(f"{what} have shape {arr.shape} but their image has shape {tuple(shape)}")
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise InputError(f"{what} contain NaN/Inf values")

@@ -22,7 +22,9 @@ def compose(u: Tensor, v: Tensor, spacing: float | Sequence[float] | None = None
     interpolates the image once. Both fields live on the same grid.
     """
     if u.shape != v.shape:
-        raise ValueError(f"fields must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}")
+        raise ValueError(
+            f"fields must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}"
+        )
     return v + warp_image(u, v, spacing, padding="border")
 
 
@@ -36,7 +38,7 @@ def affine_to_field(
 
     Args:
         matrix: ``(D+1, D+1)`` or ``(N, D+1, D+1)`` homogeneous matrix acting on physical points
-            (mm, array axis order): a fixed point ``x`` is mapped to ``A x + b`` in the moving image.
+            (mm, array axis order): fixed point ``x`` maps to ``A x + b`` in the moving image.
         shape: spatial shape of the fixed grid.
         spacing, origin: fixed grid geometry (mm).
 
@@ -95,9 +97,7 @@ def bspline_control_shape(shape: Sequence[int], stride: int | Sequence[int]) -> 
     return tuple((n - 1) // s + 4 for n, s in zip(shape, strides, strict=True))
 
 
-def bspline_to_field(
-    control: Tensor, stride: int | Sequence[int], shape: Sequence[int]
-) -> Tensor:
+def bspline_to_field(control: Tensor, stride: int | Sequence[int], shape: Sequence[int]) -> Tensor:
     """Dense field from cubic B-spline control point values (exact, separable evaluation).
 
     Args:

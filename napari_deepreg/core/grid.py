@@ -39,7 +39,8 @@ def check_field(field: Tensor, name: str = "field") -> int:
     """Check that ``field`` is ``(N, D, *spatial)`` with D = 2 or 3 spatial dims; return D."""
     if field.ndim not in (4, 5):
         raise ValueError(
-            f"{name} must be (N, D, *spatial) with 2 or 3 spatial dims, got shape {tuple(field.shape)}"
+            f"{name} must be (N, D, *spatial) with 2 or 3 spatial dims, "
+            f"got shape {tuple(field.shape)}"
         )
     ndim = field.ndim - 2
     if field.shape[1] != ndim:
@@ -50,7 +51,9 @@ def check_field(field: Tensor, name: str = "field") -> int:
 
 
 def voxel_grid(
-    shape: Sequence[int], device: torch.device | str | None = None, dtype: torch.dtype = torch.float32
+    shape: Sequence[int],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Voxel index coordinates, shape ``(D, *shape)``: ``grid[i]`` is the index along axis i."""
     axes = [torch.arange(n, device=device, dtype=dtype) for n in shape]
@@ -67,8 +70,10 @@ def world_grid(
     """Physical coordinates (mm) of every voxel centre, shape ``(D, *shape)``."""
     ndim = len(shape)
     sp = torch.tensor(as_spacing(spacing, ndim), device=device, dtype=dtype)
-    org = torch.zeros(ndim, device=device, dtype=dtype) if origin is None else torch.as_tensor(
-        origin, device=device, dtype=dtype
+    org = (
+        torch.zeros(ndim, device=device, dtype=dtype)
+        if origin is None
+        else torch.as_tensor(origin, device=device, dtype=dtype)
     )
     view = (ndim,) + (1,) * ndim
     return voxel_grid(shape, device, dtype) * sp.view(view) + org.view(view)

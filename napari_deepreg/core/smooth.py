@@ -39,9 +39,7 @@ def conv1d_along(x: Tensor, kernel: Tensor, axis: int, padding_mode: str = "repl
     return out.reshape(shape).movedim(-1, dim)
 
 
-def gaussian_smooth(
-    x: Tensor, sigma: float | Sequence[float], truncate: float = 3.0
-) -> Tensor:
+def gaussian_smooth(x: Tensor, sigma: float | Sequence[float], truncate: float = 3.0) -> Tensor:
     """Gaussian smoothing of ``(N, C, *spatial)`` with ``sigma`` in voxels (scalar or per axis).
 
     Borders are replicated, so a constant image stays constant.

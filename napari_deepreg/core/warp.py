@@ -56,9 +56,7 @@ def warp_image(
     if mode == "cubic" and ndim == 3:
         raise ValueError("cubic interpolation is available in 2D only")
     grid = sampling_grid(field.to(image.dtype), spacing)
-    return F.grid_sample(
-        image, grid, mode=_MODES[mode], padding_mode=padding, align_corners=True
-    )
+    return F.grid_sample(image, grid, mode=_MODES[mode], padding_mode=padding, align_corners=True)
 
 
 def warp_labels(

@@ -55,7 +55,7 @@ class MethodSpec:
         return self.config_class()
 
     def make_config(self, **overrides: Any) -> Any:
-        """Config with ``overrides`` applied; unknown names raise a ValueError listing the valid ones."""
+        """Config with ``overrides`` applied; unknown names raise a ValueError naming valid ones."""
         names = {f.name for f in fields(self.config_class)}
         unknown = sorted(set(overrides) - names)
         if unknown:
