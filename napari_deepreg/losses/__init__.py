@@ -1,1 +1,62 @@
-"""losses."""
+"""Similarities, regularisers and label losses: stateless functions and thin nn.Module wrappers.
+
+``functional`` holds the maths; ``modules`` wraps it and ``new_loss(name, **params)`` builds a loss
+by name (``"mse"``, ``"ncc"``, ``"lncc"``, ``"mk_lncc"``, ``"mind_ssc"``, ``"diffusion"``,
+``"bending"``, ``"dice"``). All return scalars where lower is better.
+"""
+
+from .functional import (
+    bending_energy,
+    box_mean,
+    descriptor_distance,
+    diffusion,
+    lncc,
+    mind_ssc,
+    mind_ssc_loss,
+    mk_lncc,
+    mse,
+    ncc,
+    one_hot,
+    soft_dice,
+)
+from .modules import (
+    LOSSES,
+    REGULARISERS,
+    SIMILARITIES,
+    BendingEnergyLoss,
+    DiceLoss,
+    DiffusionLoss,
+    LNCCLoss,
+    MINDSSCLoss,
+    MSELoss,
+    MultiKernelLNCCLoss,
+    NCCLoss,
+    new_loss,
+)
+
+__all__ = [
+    "LOSSES",
+    "REGULARISERS",
+    "SIMILARITIES",
+    "BendingEnergyLoss",
+    "DiceLoss",
+    "DiffusionLoss",
+    "LNCCLoss",
+    "MINDSSCLoss",
+    "MSELoss",
+    "MultiKernelLNCCLoss",
+    "NCCLoss",
+    "bending_energy",
+    "box_mean",
+    "descriptor_distance",
+    "diffusion",
+    "lncc",
+    "mind_ssc",
+    "mind_ssc_loss",
+    "mk_lncc",
+    "mse",
+    "ncc",
+    "new_loss",
+    "one_hot",
+    "soft_dice",
+]
