@@ -111,20 +111,17 @@ def sampling_grid(field: Tensor, spacing: float | Sequence[float] | None = None)
     ndim = check_field(field)
     shape = field.shape[2:]
     sp = as_spacing(spacing, ndim)
-    base = voxel_grid(shape, field.device, field.dtype)
-    # scale[i] converts mm along axis i into normalised units
-    scale = torch.tensor(
-        [2.0 / (max(n - 1, 1) * s) for n, s in zip(shape, sp, strict=True)],
-        device=field.device,
-        dtype=field.dtype,
-    )
-    idx_scale = torch.tensor(
-        [2.0 / max(n - 1, 1) for n in shape], device=field.device, dtype=field.dtype
-    )
-    view = (1, ndim) + (1,) * ndim
-    norm = (base.unsqueeze(0) * idx_scale.view(view) - 1.0) + field * scale.view(view)
-    # (N, D, *S) -> (N, *S, D) with the last axis reversed into (x, y[, z])
-    return norm.movedim(1, -1).flip(-1)
+    out = torch.empty((field.shape[0], *shape, ndim), device=field.device, dtype=field.dtype)
+    for i, (n, s) in enumerate(zip(shape, sp, strict=True)):
+        # voxel index along axis i plus the displacement in voxels, then normalised; adding in
+        # voxel units first keeps integer shifts exact
+        view = [1] * ndim
+        view[i] = n
+        index = torch.arange(n, device=field.device, dtype=field.dtype).view(view)
+        slot = out[..., ndim - 1 - i]  # grid_sample wants (x, y[, z])
+        slot.copy_(torch.add(index, field[:, i], alpha=1.0 / s))
+        slot.mul_(2.0 / max(n - 1, 1)).sub_(1.0)
+    return out
 
 
 def resized_spacing(

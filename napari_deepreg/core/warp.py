@@ -93,6 +93,10 @@ def warp_labels(
     offsets = [
         [(k >> (ndim - 1 - i)) & 1 for i in range(ndim)] for k in range(2**ndim)
     ]  # corner k -> 0/1 offset per axis
+    stride_t = torch.tensor(strides, device=field.device)
+    corner_offset = [
+        sum(strides[i] for i in range(ndim) if off[i] and shape[i] > 1) for off in offsets
+    ]
     for b in range(labels.shape[0]):
         flat_labels = labels[b, 0].reshape(-1)
         flat_field = field[b].reshape(ndim, -1).float()
@@ -105,32 +109,38 @@ def warp_labels(
             lo = torch.minimum(coords.floor(), (hi_lim - 1).clamp_min(0))
             frac = coords - lo
             lo = lo.long()
-            corner_labels, corner_weights = [], []
-            for off in offsets:
-                index = torch.zeros_like(lo[0])
-                weight = torch.ones_like(frac[0])
-                for i in range(ndim):
-                    if off[i]:
-                        idx = torch.minimum(lo[i] + 1, (size[i] - 1))
-                        weight = weight * frac[i]
-                    else:
-                        idx = lo[i]
-                        weight = weight * (1 - frac[i])
-                    index = index + idx * strides[i]
-                corner_labels.append(flat_labels[index])
-                corner_weights.append(weight)
-            # score of corner k = total weight of the corners that carry the same label
-            scores = list(corner_weights)
-            for k in range(len(offsets)):
-                for j in range(k + 1, len(offsets)):
-                    same = corner_labels[k] == corner_labels[j]
-                    scores[k] = scores[k] + corner_weights[j] * same
-                    scores[j] = scores[j] + corner_weights[k] * same
+            # lo <= size - 2, so lo + 1 stays inside; an axis of size 1 has no upper neighbour
+            base_index = (lo * stride_t[:, None]).sum(0)
+            corner_index = [base_index + corner_offset[k] for k in range(len(offsets))]
+            corner_labels = [flat_labels[index] for index in corner_index]
             best = corner_labels[0].clone()
-            best_score = scores[0]
-            for k in range(1, len(offsets)):
-                better = scores[k] > best_score
-                best = torch.where(better, corner_labels[k], best)
-                best_score = torch.where(better, scores[k], best_score)
+            # most voxels see a single label among their corners: only the others need a vote
+            mixed = torch.zeros_like(best, dtype=torch.bool)
+            for lab in corner_labels[1:]:
+                mixed |= lab != corner_labels[0]
+            sel = mixed.nonzero().squeeze(1)
+            if sel.numel():
+                labs = [lab[sel] for lab in corner_labels]
+                fr = frac[:, sel]
+                weights = []
+                for off in offsets:
+                    weight = torch.ones_like(fr[0])
+                    for i in range(ndim):
+                        weight = weight * (fr[i] if off[i] else 1 - fr[i])
+                    weights.append(weight)
+                # score of corner k = total weight of the corners that carry the same label
+                scores = list(weights)
+                for k in range(len(offsets)):
+                    for j in range(k + 1, len(offsets)):
+                        same = labs[k] == labs[j]
+                        scores[k] = scores[k] + weights[j] * same
+                        scores[j] = scores[j] + weights[k] * same
+                vote = labs[0]
+                vote_score = scores[0]
+                for k in range(1, len(offsets)):
+                    better = scores[k] > vote_score
+                    vote = torch.where(better, labs[k], vote)
+                    vote_score = torch.where(better, scores[k], vote_score)
+                best[sel] = vote
             flat_out[start:stop] = best
     return out

@@ -27,7 +27,9 @@ def test_integer_translation_shifts_exactly_with_anisotropic_spacing():
     out = warp_image(img, field, spacing, padding="zeros")
     # warped(z, y, x) = moving(z + 2, y, x - 3)
     torch.testing.assert_close(out[0, 0, :-2, :, 3:], img[0, 0, 2:, :, :-3], atol=1e-5, rtol=0)
-    assert torch.all(out[0, 0, -2:] == 0) and torch.all(out[0, 0, :, :, :3] == 0)
+    # outside the moving image: zero padding (up to float rounding in grid_sample)
+    assert float(out[0, 0, -2:].abs().max()) < 1e-6
+    assert float(out[0, 0, :, :, :3].abs().max()) < 1e-6
 
 
 def test_affine_matches_scipy_affine_transform():
