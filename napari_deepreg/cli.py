@@ -1,0 +1,566 @@
+"""The ``napari-deepreg`` command line: register, warp, evaluate, methods.
+
+Every subcommand reads and writes images with their geometry (``napari_deepreg.io``) and drives
+the same generators as the napari widget. Input a user has to fix (a missing file, a 4D image,
+labels of the wrong shape, an unknown parameter) ends with one line
+``napari-deepreg: error: ...`` on stderr and exit code 2, never a traceback.
+
+Landmark CSV files (``--fixed-points`` / ``--moving-points``) hold one point per row in physical
+mm. With a header, the columns are picked by name: napari's ``axis-0, axis-1[, axis-2]`` (array
+axis order, as napari saves a points layer) or ``x, y[, z]`` (ITK / LPS order, reversed here into
+array order); other columns (``index``, ``label``...) are ignored. Without a header, every row
+must have exactly D numbers in array axis order (``z, y, x`` / ``y, x``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import enum
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .volume import InputError, Volume
+
+PROG = "napari-deepreg"
+# every file `register` may write into its --out folder
+REGISTER_OUTPUTS = (
+    "warped.nii.gz", "warped_labels.nii.gz", "field.nii.gz", "transform.h5", "affine.tfm",
+    "metrics.json", "metrics.csv", "labels.csv", "report.png",
+)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class ProgressPrinter:
+    """One-line progress on a stream: redrawn in place on a terminal, else one line per 10 %."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.width = width
+        self._last: tuple[int, int, str] | None = None
+        self._drawn = False
+
+    def update(self, step: int, total: int, message: str = "") -> None:
+        frac = min(max(step / total, 0.0), 1.0) if total > 0 else 0.0
+        filled = int(round(frac * self.width))
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"[{bar}] {step}/{total} {message}".rstrip()
+        if self.tty:
+            self.stream.write("\r" + line[:119].ljust(119))
+            self._drawn = True
+        else:
+            # stage (message head) or decile changed: worth a line in a log file
+            key = (total, int(frac * 10), message.split(" ")[0] if message else "")
+            if key == self._last:
+                return
+            self._last = key
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def drive(gen: typing.Generator[Any, None, Any], printer: ProgressPrinter | None) -> Any:
+    """Run a generator of ``Progress`` to its end, reporting each step; return its value."""
+    try:
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            if printer is not None:
+                printer.update(progress.step, progress.total, progress.message)
+    finally:
+        if printer is not None:
+            printer.close()
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f"}
+
+
+def _convert(text: str, tp: Any, name: str) -> Any:
+    """Parse ``text`` as a value of the annotation ``tp``; ValueError with a usable message."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any or tp is str:
+        return text
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and text.strip().lower() in ("none", "null", ""):
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(text, option, name)
+            except ValueError as error:
+                errors.append(str(error))
+        raise ValueError(errors[0] if errors else f"cannot parse {name}={text!r}")
+    if origin is typing.Literal:
+        for choice in args:
+            try:
+                if _convert(text, type(choice), name) == choice:
+                    return choice
+            except ValueError:
+                continue
+        raise ValueError(f"parameter {name} must be one of {list(args)}, got {text!r}")
+    if origin in (tuple, list):
+        parts = [p.strip() for p in text.strip("()[] ").split(",") if p.strip()]
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(parts) != len(args):
+                raise ValueError(f"parameter {name} needs {len(args)} comma-separated values")
+            values = [_convert(p, a, name) for p, a in zip(parts, args, strict=True)]
+        else:
+            item = args[0] if args else str
+            values = [_convert(p, item, name) for p in parts]
+        return tuple(values) if origin is tuple else values
+    if tp is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ValueError(f"parameter {name} must be true or false, got {text!r}")
+    if tp is int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:
+            value = float(text)  # accepts 1e3; refuses 2.5 below
+        except ValueError:
+            value = float("nan")
+        if not value.is_integer():
+            raise ValueError(f"parameter {name} must be an integer, got {text!r}")
+        return int(value)
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"parameter {name} must be a number, got {text!r}") from None
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if text in (member.name, str(member.value)):
+                return member
+        raise ValueError(f"parameter {name} must be one of {[m.value for m in tp]}, got {text!r}")
+    try:
+        return tp(text)
+    except Exception as error:  # an exotic annotation: report it as bad input
+        raise ValueError(f"cannot parse parameter {name}={text!r}: {error}") from None
+
+
+def parse_params(config_class: type, items: Sequence[str], method_id: str = "") -> dict[str, Any]:
+    """Turn ``["NAME=VALUE", ...]`` into a dict typed by ``config_class``'s dataclass fields.
+
+    Values are parsed by each field's annotation: int, float, bool (true/false/yes/no/1/0), str,
+    ``X | None`` (``none``), Literal choices, enums and comma-separated tuples/lists.
+    """
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    try:
+        hints = typing.get_type_hints(config_class)
+    except Exception:  # unresolvable annotations: fall back to the defaults' types
+        hints = {}
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise InputError(f"--param {item!r} must look like NAME=VALUE")
+        if name not in fields:
+            raise InputError(
+                f"unknown parameter {name!r}"
+                + (f" for method {method_id!r}" if method_id else "")
+                + f"; valid: {', '.join(sorted(fields))}"
+            )
+        field = fields[name]
+        tp = hints.get(name)
+        if tp is None:
+            default = field.default
+            known = default is not dataclasses.MISSING and default is not None
+            tp = type(default) if known else str
+        out[name] = _convert(text, tp, name)
+    return out
+
+
+# --------------------------------------------------------------------------- landmarks
+
+
+def read_points_csv(path: str | Path, ndim: int) -> np.ndarray:
+    """Read ``(K, ndim)`` physical points (mm, array axis order) from a CSV file.
+
+    See the module docstring for the accepted layouts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"points file not found: {path}")
+    with path.open(newline="") as handle:
+        rows = [
+            [c.strip() for c in row]
+            for row in csv.reader(handle)
+            if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")
+        ]
+    if not rows:
+        raise InputError(f"{path.name} holds no points")
+
+    def numeric(cells: Sequence[str]) -> bool:
+        try:
+            [float(c) for c in cells]
+        except ValueError:
+            return False
+        return True
+
+    if numeric(rows[0]):
+        columns = None
+        body = rows
+        if any(len(r) != ndim for r in body):
+            raise InputError(
+                f"{path.name}: without a header every row needs {ndim} coordinates in array axis "
+                f"order, found rows of {sorted({len(r) for r in body})} values"
+            )
+    else:
+        header = [h.lower() for h in rows[0]]
+        body = rows[1:]
+        napari_cols = [f"axis-{i}" for i in range(ndim)]
+        xyz = ["z", "y", "x"][-ndim:]  # array order
+        if all(c in header for c in napari_cols):
+            columns = [header.index(c) for c in napari_cols]
+        elif all(c in header for c in xyz):
+            columns = [header.index(c) for c in xyz]
+        else:
+            raise InputError(
+                f"{path.name}: header {rows[0]} names no coordinate columns; use "
+                f"{', '.join(napari_cols)} (array order) or {', '.join(reversed(xyz))}"
+            )
+        try:
+            body = [[r[c] for c in columns] for r in body]
+        except IndexError:
+            raise InputError(f"{path.name}: some rows are shorter than the header") from None
+    try:
+        points = np.array([[float(c) for c in r] for r in body], dtype=float).reshape(-1, ndim)
+    except ValueError:
+        raise InputError(f"{path.name}: non-numeric coordinates") from None
+    if not np.isfinite(points).all():
+        raise InputError(f"{path.name}: NaN/Inf coordinates")
+    return points
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def _read(path: str | None, what: str) -> Volume | None:
+    from .io import read_volume
+
+    if path is None:
+        return None
+    try:
+        return read_volume(path)
+    except InputError as error:
+        raise InputError(f"{what}: {error}") from None
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    return format(value, spec)
+
+
+def _summary_line(metrics: dict[str, Any]) -> str:
+    parts = []
+    for key, label, spec, unit in (
+        ("dice", "Dice", ".3f", ""),
+        ("hd95", "HD95", ".2f", " mm"),
+        ("tre", "TRE", ".2f", " mm"),
+    ):
+        if f"{key}_after" in metrics or f"{key}_before" in metrics:
+            before = metrics.get(f"{key}_before")
+            after = metrics.get(f"{key}_after")
+            parts.append(f"{label} {_fmt(before, spec)} -> {_fmt(after, spec)}{unit}")
+    if "fold_percent" in metrics:
+        parts.append(f"folds {_fmt(metrics['fold_percent'], '.4f')} %")
+    if "sdlogj" in metrics:
+        parts.append(f"SDlogJ {_fmt(metrics['sdlogj'], '.4f')}")
+    return ", ".join(parts)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from . import qa
+    from .io import export_affine, export_field, export_transform, write_volume
+    from .methods import get_method
+    from .pipeline import register
+
+    spec = get_method(args.method)
+    config = parse_params(spec.config_class, args.param or [], spec.id)
+    fixed = _read(args.fixed, "fixed image")
+    moving = _read(args.moving, "moving image")
+    fixed_labels = _read(args.fixed_labels, "fixed labels")
+    moving_labels = _read(args.moving_labels, "moving labels")
+    if (args.fixed_points is None) != (args.moving_points is None):
+        raise InputError("give both --fixed-points and --moving-points, or neither")
+    fixed_points = moving_points = None
+    if args.fixed_points is not None:
+        fixed_points = read_points_csv(args.fixed_points, fixed.ndim)
+        moving_points = read_points_csv(args.moving_points, moving.ndim)
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    printer = None if args.quiet else ProgressPrinter()
+    result = drive(
+        register(
+            fixed, moving, method=spec.id, config=config,
+            fixed_labels=fixed_labels, moving_labels=moving_labels,
+            fixed_points=fixed_points, moving_points=moving_points,
+            device=args.device, hausdorff=not args.no_hausdorff,
+        ),
+        printer,
+    )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    out.mkdir(parents=True, exist_ok=True)
+    grid = dataclasses.replace(fixed, array=result.warped, name="warped", metadata={})
+    write_volume(grid, out / "warped.nii.gz")
+    written = ["warped.nii.gz"]
+    if result.warped_labels is not None:
+        write_volume(dataclasses.replace(grid, array=result.warped_labels, name="warped_labels"),
+                     out / "warped_labels.nii.gz", labels=True)
+        written.append("warped_labels.nii.gz")
+    export_field(result.field, grid, out / "field.nii.gz")
+    export_transform(result.field, grid, out / "transform.h5")
+    written += ["field.nii.gz", "transform.h5"]
+    if result.affine is not None:
+        export_affine(result.affine, out / "affine.tfm", grid)
+        written.append("affine.tfm")
+    qa.write_metrics_json(result, out / "metrics.json")
+    qa.write_metrics_csv(result, out / "metrics.csv")
+    written += ["metrics.json", "metrics.csv"]
+    if result.label_metrics:
+        qa.write_label_csv(result, out / "labels.csv")
+        written.append("labels.csv")
+    if not args.no_report:
+        qa.report_png(result, fixed, moving, fixed_labels, out / "report.png")
+        written.append("report.png")
+
+    # an earlier run into the same folder may have left outputs this run does not make
+    for name in REGISTER_OUTPUTS:
+        if name not in written and (out / name).is_file():
+            (out / name).unlink()
+            print(f"note: removed {name} left by an earlier run", file=sys.stderr)
+
+    line = _summary_line(result.metrics)
+    print(f"{result.method}: {line + ', ' if line else ''}runtime {result.runtime:.1f} s")
+    print(f"wrote {', '.join(written)} to {out}")
+    return 0
+
+
+def cmd_warp(args: argparse.Namespace) -> int:
+    import torch
+
+    from .core import warp_image, warp_labels
+    from .core.device import resolve_device
+    from .io import read_field, resample_to_grid, write_volume
+    from .volume import check_image, check_labels
+
+    reference = _read(args.reference, "reference image")
+    image = _read(args.image, "image")
+    if image.ndim != reference.ndim:
+        raise InputError(
+            f"image is {image.ndim}D but the reference image is {reference.ndim}D"
+        )
+    # same preparation as the pipeline: check, then resample onto the fixed grid if needed
+    if args.labels:
+        image = dataclasses.replace(image, array=check_labels(image.array, image.shape, "labels"))
+    else:
+        image = dataclasses.replace(image, array=check_image(image.array, "image"))
+    if not image.same_grid(reference):
+        image = resample_to_grid(image, reference, labels=args.labels)
+    field, grid = read_field(args.field, reference)
+    device = resolve_device(args.device)
+    field_t = torch.from_numpy(np.ascontiguousarray(field))[None].to(device)
+    data = torch.from_numpy(np.ascontiguousarray(image.array))[None, None].to(device)
+    with torch.no_grad():
+        if args.labels:
+            warped = warp_labels(data, field_t, grid.spacing)
+        else:
+            warped = warp_image(data, field_t, grid.spacing)
+    array = warped[0, 0].cpu().numpy()
+    out = Path(args.out)
+    write_volume(dataclasses.replace(reference, array=array, name=out.name, metadata={}), out,
+                 labels=args.labels)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from . import qa
+    from .core import jacobian_determinant
+    from .io import read_field
+    from .metrics import registration_metrics
+    from .volume import check_labels
+
+    fixed = _read(args.fixed_labels, "fixed labels")
+    warped = _read(args.warped_labels, "warped labels")
+    moving = _read(args.moving_labels, "moving labels")
+    fixed_arr = check_labels(fixed.array, fixed.shape, "fixed labels")
+    warped_arr = check_labels(warped.array, fixed.shape, "warped labels")
+    moving_arr = None if moving is None else check_labels(moving.array, fixed.shape,
+                                                          "moving labels")
+    jac = None
+    if args.field is not None:
+        field, grid = read_field(args.field, fixed)
+        jac = jacobian_determinant(torch.from_numpy(field)[None], grid.spacing)[0].numpy()
+    summary, rows = registration_metrics(
+        fixed_arr, moving_arr, warped_arr, jac, fixed.spacing, fast=args.no_hausdorff
+    )
+    for name, value in summary.items():
+        unit = qa.metric_unit(name)
+        print(f"{name:<14} {_fmt(value)}{' ' + unit if unit else ''}")
+    if args.out is not None:
+        out = Path(args.out)
+        document = {"metrics": summary, "labels": rows,
+                    "inputs": {"fixed_labels": str(args.fixed_labels),
+                               "warped_labels": str(args.warped_labels),
+                               "moving_labels": args.moving_labels, "field": args.field}}
+        out.write_text(json.dumps(qa.to_jsonable(document), indent=2, allow_nan=False) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import available_methods
+
+    methods = available_methods()
+    if not methods:
+        print("no registration methods are installed")
+        return 0
+    for spec in sorted(methods.values(), key=lambda s: s.id):
+        dims = "/".join(f"{d}D" for d in spec.dims)
+        model = f" model={spec.model_id}" if spec.model_id else ""
+        print(f"{spec.id:<20} {dims:<6} {spec.title}{model}")
+        if args.verbose:
+            if spec.description:
+                print(f"    {spec.description}")
+            for f in dataclasses.fields(spec.config_class):
+                default = f.default if f.default is not dataclasses.MISSING else "(required)"
+                text = f"    --param {f.name}={default}"
+                hint = f.metadata.get("help", "")
+                print(f"{text:<40} {hint}" if hint else text)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser and main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Deformable registration of 2D/3D medical images (the napari-deepreg CLI).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("register", help="register MOVING to FIXED and write every output",
+                       description="Register MOVING to FIXED. Writes warped.nii.gz, "
+                       "warped_labels.nii.gz (with --moving-labels), field.nii.gz (ITK "
+                       "displacement image), transform.h5, affine.tfm (affine methods), "
+                       "metrics.json, metrics.csv, labels.csv (with labels) and report.png.")
+    p.add_argument("fixed", metavar="FIXED", help="fixed image (NIfTI, NRRD, MHA, DICOM folder)")
+    p.add_argument("moving", metavar="MOVING", help="moving image")
+    p.add_argument("--fixed-labels", metavar="F", help="label map on the fixed image's grid")
+    p.add_argument("--moving-labels", metavar="M", help="label map on the moving image's grid")
+    p.add_argument("--fixed-points", metavar="CSV", help="fixed landmarks (mm) for TRE")
+    p.add_argument("--moving-points", metavar="CSV", help="matching moving landmarks (mm)")
+    p.add_argument("--method", default="instance_opt", metavar="ID",
+                   help="method id (see `napari-deepreg methods`; default instance_opt)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="override a config field of the method (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--no-report", action="store_true", help="skip report.png")
+    p.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_register)
+
+    p = sub.add_parser("warp", help="apply a saved displacement field to an image or label map",
+                       description="Warp IMAGE with FIELD (field.nii.gz or transform.h5 from "
+                       "`register`) into the grid of the reference (fixed) image. IMAGE is first "
+                       "resampled onto the reference grid if it lies on another one.")
+    p.add_argument("field", metavar="FIELD", help="displacement field image or .h5 transform")
+    p.add_argument("image", metavar="IMAGE", help="image or label map to warp")
+    p.add_argument("--reference", required=True, metavar="FIXED", help="the fixed image")
+    p.add_argument("--out", required=True, metavar="PATH", help="output image file")
+    p.add_argument("--labels", action="store_true",
+                   help="IMAGE is a label map (label-preserving warp, integer output)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    p.set_defaults(func=cmd_warp)
+
+    p = sub.add_parser("evaluate", help="Dice/HD95 of warped labels, folds of a field",
+                       description="Compare WARPED_LABELS with FIXED_LABELS (same grid); with "
+                       "--field also fold %% and SDlogJ of the displacement field.")
+    p.add_argument("fixed_labels", metavar="FIXED_LABELS")
+    p.add_argument("warped_labels", metavar="WARPED_LABELS")
+    p.add_argument("--moving-labels", metavar="M",
+                   help="moving labels on the fixed grid, for the before-registration figures")
+    p.add_argument("--field", metavar="FIELD", help="displacement field for the Jacobian figures")
+    p.add_argument("--out", metavar="metrics.json", help="write the figures as JSON")
+    p.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("methods", help="list the available registration methods")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list each method's params")
+    p.set_defaults(func=cmd_methods)
+    return parser
+
+
+def _error(message: str) -> None:
+    text = " ".join(str(message).split()) or "unknown error"
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-deepreg`` console script; returns the exit code.
+
+    0 on success, 2 for bad input or usage (one line on stderr), 1 when the system refuses
+    (e.g. a file cannot be written), 130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(None if argv is None else list(argv))
+    except SystemExit as exit_:  # usage error or --help/--version
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    try:
+        return int(args.func(args))
+    except ValueError as error:  # InputError is a ValueError
+        _error(str(error))
+        return 2
+    except OSError as error:
+        _error(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
