@@ -71,7 +71,9 @@ def check_image(
     arr = np.asarray(array)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{what} has unsupported dtype {arr.dtype}; expected a numeric image")
-    if arr.ndim == max(ndims) + 1 and arr.shape[-1] in (3, 4):
+    # (y, x, 3|4) or (z, y, x, 3|4) with a short last axis: colour channels, not a volume
+    looks_rgb = arr.ndim >= 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:-1]) >= 16
+    if looks_rgb and arr.ndim in (3, 4):
         raise InputError(
             f"{what} looks like an RGB(A) image of shape {arr.shape}; convert it to greyscale first"
         )
