@@ -13,6 +13,7 @@ from napari_deepreg.pipeline import register, run_to_end
 from napari_deepreg.volume import InputError, Volume
 
 FAST = {"levels": 2, "iterations": 15}
+_RNG = np.random.default_rng(0)
 
 
 def _blobs(shape, seed):
@@ -92,8 +93,8 @@ def test_moving_on_another_grid_is_resampled_and_user_is_told(pair3d):
     [
         (lambda f, m: (f, Volume(np.zeros(m.shape, np.float32))), "constant"),
         (lambda f, m: (f, Volume(np.where(m.array > 0.5, np.nan, m.array))), "NaN"),
-        (lambda f, m: (f, Volume(np.random.rand(18, 19, 3).astype(np.float32))), "RGB"),
-        (lambda f, m: (f, Volume(np.random.rand(4, 8, 9, 10).astype(np.float32))), "4D"),
+        (lambda f, m: (f, Volume(_RNG.random((18, 19, 3)).astype(np.float32))), "RGB"),
+        (lambda f, m: (f, Volume(_RNG.random((4, 8, 9, 10)).astype(np.float32))), "4D"),
         (lambda f, m: (f, Volume(m.array[0])), "2D or both 3D"),
     ],
 )
