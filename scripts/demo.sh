@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh all
 out="${1:-results/sample_brain3d}"
 .venv/bin/napari-deepreg register \
-  sample_data/brain3d/fixed.nii.gz sample_data/brain3d/moving.nii.gz \
-  --fixed-labels sample_data/brain3d/fixed_labels.nii.gz \
-  --moving-labels sample_data/brain3d/moving_labels.nii.gz \
+  sample_data/brain3d_fixed.nii.gz sample_data/brain3d_moving.nii.gz \
+  --fixed-labels sample_data/brain3d_fixed_labels.nii.gz \
+  --moving-labels sample_data/brain3d_moving_labels.nii.gz \
   --method instance_opt --out "$out"
 echo "results in $out (open $out/report.png)"
