@@ -28,6 +28,14 @@ MAGNITUDE_NAME = PREFIX + "displacement magnitude (mm)"
 
 LayerDataTuple = tuple[np.ndarray, dict[str, Any], str]
 
+# grid line half-width in voxels: lines about one voxel wide, anti-aliased
+GRID_WIDTH = 0.6
+# napari colormap spec: transparent at 0, opaque yellow at 1
+GRID_COLORMAP = {
+    "name": "deepreg grid",
+    "colors": [[1.0, 0.85, 0.0, 0.0], [1.0, 0.85, 0.0, 1.0]],
+}
+
 
 def warped_name(moving_name: str) -> str:
     """Name of the warped moving image layer."""
@@ -40,9 +48,10 @@ def is_result_layer(name: str, metadata: dict | None) -> bool:
 
 
 def grid_period(shape: Sequence[int], displayed_axes: Sequence[int]) -> int:
-    """Grid period in voxels: about 24 cells across the smaller displayed side, at least 4."""
+    """Grid period in voxels: about 12 cells across the smaller displayed side, at least 5
+    (denser grids hide the image underneath)."""
     sides = [shape[a] for a in displayed_axes] or list(shape)
-    return max(4, min(sides) // 24)
+    return max(5, round(min(sides) / 12))
 
 
 def normalise_axes(displayed_axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
@@ -66,7 +75,7 @@ def grid_data(
     shape = field.shape[1:]
     axes = normalise_axes(displayed_axes, len(shape))
     return qa.deformation_grid(
-        field, spacing, displayed_axes=axes, period_vox=grid_period(shape, axes)
+        field, spacing, displayed_axes=axes, period_vox=grid_period(shape, axes), width=GRID_WIDTH
     )
 
 
@@ -94,9 +103,9 @@ def result_layers(
 
     In order (bottom to top): the warped moving image (magenta, additive, to compare with the
     fixed image underneath), the displacement magnitude (mm, hidden), the Jacobian determinant
-    (diverging map centred on 1, hidden), the deformation grid (additive, lines in the displayed
-    plane), the warped labels (outlined: call :func:`apply_display` on the created layer) when
-    the run had moving labels, and the folds (J <= 0, red).
+    (diverging map centred on 1, hidden), the deformation grid (yellow lines in the displayed
+    plane, transparent elsewhere), the warped labels (outlined: call :func:`apply_display` on
+    the created layer) when the run had moving labels, and the folds (J <= 0, red).
 
     Args:
         result: a registration result on the fixed grid.
@@ -162,10 +171,13 @@ def result_layers(
         grid_data(field, scale, axes),
         {
             "name": GRID_NAME,
-            "colormap": "yellow",
-            "blending": "additive",
+            # yellow whose alpha follows the line strength: readable over bright and dark
+            # tissue alike (additive yellow vanishes over white matter)
+            "colormap": GRID_COLORMAP,
+            "blending": "translucent",
             "contrast_limits": (0.0, 1.0),
             "opacity": 0.7,
+            "interpolation2d": "linear",  # smooth lines when zoomed in
             "metadata": _meta("grid", fixed_name, result, displayed_axes=list(axes)),
             **geometry,
         },

@@ -28,8 +28,13 @@ def _image(volume: Volume, name: str, **style: Any) -> LayerDataTuple:
     )
 
 
-def _labels(volume: Volume, name: str, **style: Any) -> LayerDataTuple:
+def _labels(
+    volume: Volume, name: str, label_names: dict[int, str], **style: Any
+) -> LayerDataTuple:
     data, kwargs, _ = _image(volume, name, **style)
+    if label_names:  # hovering a label shows its anatomical name
+        ids = sorted(label_names)
+        kwargs["features"] = {"index": ids, "name": [label_names[i] for i in ids]}
     return data.astype("int32", copy=False), kwargs, "labels"
 
 
@@ -42,11 +47,12 @@ def sample_layers(name: str) -> list[LayerDataTuple]:
     from ..sample import load_sample
 
     pair = load_sample(name)
+    names = pair.get("label_names", {})
     return [
         _image(pair["fixed"], "fixed", colormap="gray"),
         _image(pair["moving"], "moving", colormap="gray", visible=False),
-        _labels(pair["fixed_labels"], "fixed labels", opacity=0.4),
-        _labels(pair["moving_labels"], "moving labels", opacity=0.4, visible=False),
+        _labels(pair["fixed_labels"], "fixed labels", names, opacity=0.4),
+        _labels(pair["moving_labels"], "moving labels", names, opacity=0.4, visible=False),
     ]
 
 

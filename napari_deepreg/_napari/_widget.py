@@ -36,18 +36,22 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QCollapsible
 
 from .. import qa
 from ..core.device import DEVICE_CHOICES
@@ -341,7 +345,11 @@ class RegistrationWidget(QWidget):
         self.method.tooltip = "registration method (see the model zoo for the learned ones)"
         self.device.tooltip = "auto: CUDA GPU if there is one, then Apple MPS, else CPU"
         self.params = Container(labels=True)
-        method_box = Container(widgets=[self.method, self.params, self.device], labels=True)
+        method_box = Container(widgets=[self.method, self.device], labels=True)
+        # a method can have a dozen settings: fold them away until asked for
+        self.params_box = QCollapsible("Parameters")
+        self.params_box.addWidget(self.params.native)
+        self.params_box.collapse(animate=False)
 
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
@@ -367,9 +375,12 @@ class RegistrationWidget(QWidget):
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._ask_save_csv)
 
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.addWidget(_group("Input", inputs.native))
-        layout.addWidget(_group("Method", method_box.native))
+        method_group = _group("Method", method_box.native)
+        method_group.layout().addWidget(self.params_box)
+        layout.addWidget(method_group)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -382,10 +393,21 @@ class RegistrationWidget(QWidget):
         metrics_layout.addWidget(self.table)
         metrics_layout.addWidget(self.save_button)
         layout.addWidget(_group("Metrics", metrics))
+        # the dock does not scroll by itself: a short screen must still reach every control
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         # keep the Python containers alive with the Qt widgets they own
         self._containers = (inputs, method_box)
 
         self.method.changed.connect(self._rebuild_parameters)
+        for combo in (*self._layer_combos, self.method, self.device):
+            _compact(combo.native)
         self._rebuild_parameters()
         self._connect_viewer()
         self.refresh_layer_choices()
@@ -469,8 +491,10 @@ class RegistrationWidget(QWidget):
         spec = self._spec()
         if spec is None:
             return
-        for widget in parameter_widgets(spec.config_class):
+        widgets = parameter_widgets(spec.config_class)
+        for widget in widgets:
             self.params.append(widget)
+        self.params_box.setText(f"Parameters ({len(widgets)})")
         if spec.description:
             self.method.tooltip = spec.description
 
@@ -674,9 +698,8 @@ class RegistrationWidget(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         text = f"done in {result.runtime:.1f} s"
-        if result.notes:
+        if result.notes:  # e.g. "moving image resampled onto the fixed grid"
             text += "; " + "; ".join(result.notes)
-            show_info("\n".join(result.notes))
         self._set_status(text)
 
     def refresh_grid(self, event: Any = None) -> None:
@@ -768,6 +791,14 @@ def update_layer(layer: Layer, data: np.ndarray, kwargs: dict[str, Any]) -> None
         if attribute in kwargs:
             setattr(layer, attribute, kwargs[attribute])
     apply_display(layer)
+
+
+def _compact(combo: QWidget) -> None:
+    """Let a combo box shrink below its longest entry (long layer names or method titles
+    would otherwise widen the whole dock)."""
+    if isinstance(combo, QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(10)
 
 
 def _group(title: str, widget: QWidget) -> QGroupBox:

@@ -98,3 +98,25 @@ def test_writer_refuses_rgb_and_keeps_direction():
                                                 "metadata": {"direction": flip.tolist()}})
     np.testing.assert_array_equal(volume.direction, flip)
     assert volume.spacing == (1, 2, 3) and volume.origin == (0, 1, 2)
+
+
+@pytest.mark.parametrize(("key", "ndim"), [("brain3d", 3), ("brain2d", 2)])
+def test_sample_data_opens_four_layers(make_napari_viewer, key, ndim):
+    from napari_deepreg.sample import load_sample
+
+    pair = load_sample(key)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-deepreg", key)
+    assert [layer.name for layer in viewer.layers] == [
+        "fixed", "moving", "fixed labels", "moving labels",
+    ]
+    kinds = [type(layer).__name__ for layer in viewer.layers]
+    assert kinds == ["Image", "Image", "Labels", "Labels"]
+    for layer, part in zip(viewer.layers, ("fixed", "moving", "fixed_labels", "moving_labels"),
+                           strict=True):
+        assert layer.ndim == ndim
+        np.testing.assert_array_equal(layer.data, pair[part].array)
+        np.testing.assert_allclose(layer.scale, pair[part].spacing)
+        np.testing.assert_allclose(layer.translate, pair[part].origin)
+    labels = viewer.layers["fixed labels"]
+    assert "name" in labels.features.columns

@@ -16,6 +16,7 @@ from napari_deepreg._napari._layers import (
     WARPED_LABELS_NAME,
     apply_display,
     grid_data,
+    grid_period,
     is_result_layer,
     normalise_axes,
     result_layers,
@@ -71,7 +72,8 @@ def test_every_layer_has_the_fixed_geometry_and_a_prefixed_name():
     kinds = {name: kind for name, (_, _, kind) in layers.items()}
     assert kinds[WARPED_LABELS_NAME] == kinds[FOLDS_NAME] == "labels"
     assert kinds[warped_name("brain")] == kinds[GRID_NAME] == "image"
-    assert layers[GRID_NAME][1]["blending"] == "additive"
+    grid_style = layers[GRID_NAME][1]
+    assert grid_style["colormap"]["colors"][0][3] == 0.0  # no line: fully transparent
 
 
 def test_layer_contents():
@@ -101,7 +103,8 @@ def test_grid_lines_lie_in_the_displayed_plane():
     grid = grid_data(field, (1.0, 1.0, 1.0), (1, 2))
     # no line depends on z: every z slice is the same picture
     assert all(np.array_equal(grid[0], grid[k]) for k in range(16))
-    period = 4  # max(4, 48 // 24)
+    period = grid_period((16, 48, 48), (1, 2))
+    assert period == 5  # about 12 cells across 48 voxels would be 4: at least 5
     assert grid[0, 0, :].max() == 1.0 and grid[0, 1, 1] == 0.0
     assert grid[0, period, 1] == 1.0 and grid[0, 1, period] == 1.0
     grid_zx = grid_data(field, (1.0, 1.0, 1.0), (0, 2))

@@ -7,7 +7,6 @@ real optimiser; it can also be slowed down (for Cancel) or made to fail (for err
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import time
 from dataclasses import dataclass, field
@@ -80,8 +79,7 @@ def stub_method(monkeypatch):
     """Register the stub method for one test (after the built-in ones, so they stay loaded)."""
     from napari_deepreg import methods
 
-    with contextlib.suppress(ImportError):  # TEMP until instance_opt lands
-        available_methods()
+    available_methods()
     spec = MethodSpec(STUB_ID, "Test stub", StubConfig, stub_estimate, dims=(2, 3))
     # monkeypatch puts the registry back as it was after the test
     monkeypatch.setitem(methods._REGISTRY, STUB_ID, spec)
