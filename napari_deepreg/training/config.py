@@ -1,0 +1,319 @@
+"""Training settings, and config files (YAML or JSON) merged onto a method's defaults.
+
+A config file has up to two sections, both optional::
+
+    train:            # TrainConfig fields
+      steps: 3000
+      lr: 1.0e-3
+      val_every: 200
+    method:           # fields of the method's config dataclass
+      working_shape: [96, 112, 96]
+
+Precedence, lowest first: TrainConfig defaults, the task's ``default_train`` settings, the file,
+then command-line overrides (``train.steps=200`` / ``method.lambda_reg=0.5``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("train", "method")
+
+
+@dataclass
+class TrainConfig:
+    """How to train (independent of the method).
+
+    Attributes:
+        steps: optimiser steps in total (a resumed run stops at the same total).
+        lr: peak learning rate.
+        batch_size: pairs per micro-batch.
+        grad_accum: micro-batches accumulated per optimiser step (effective batch =
+            ``batch_size * grad_accum``).
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (momentum 0.9).
+        weight_decay: L2 (adam, sgd) or decoupled (adamw) weight decay.
+        lr_schedule: ``"constant"`` or ``"cosine"`` (decays to ``lr * min_lr_ratio``).
+        warmup_steps: linear warm-up from ``lr / warmup_steps`` to ``lr``.
+        min_lr_ratio: floor of the cosine schedule as a fraction of ``lr``.
+        grad_clip: clip the global gradient norm to this value (0: off).
+        val_every: validate every this many steps (0: only at the end).
+        val_pairs: number of held-out validation pairs (drawn once, the same at every validation).
+        val_at_start: validate the untrained model at step 0 (the identity baseline in the plot).
+        checkpoint_every: save a resumable checkpoint every this many steps (0: only at the end).
+        keep_checkpoints: numbered checkpoints kept on disk (0: all); ``last.pt`` is always kept.
+        log_every: one CSV row (means over the steps since the last row) per this many steps.
+        seed: seeds python, numpy, torch and the data sampler.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``.
+        amp: mixed precision (float16 autocast + gradient scaling); CUDA only, ignored elsewhere.
+        num_threads: torch CPU threads (0: leave torch's default). On a few shared cores a small
+            net often trains several times faster on 1 thread.
+        prefetch: batches drawn ahead in a background thread (0: off); overlaps data synthesis
+            with the training step (worth it with a GPU; same batches either way).
+        out_dir: run folder (checkpoints, log.csv, training.png, model.pt); default
+            ``runs/<method id>``.
+        best_metric: validation column that defines ``best_model.pt`` ("" to disable).
+        best_mode: ``"max"`` or ``"min"`` for ``best_metric``.
+        progress: ``"auto"`` (a tqdm bar on a terminal, plain lines otherwise), ``"bar"``,
+            ``"lines"`` or ``"none"``.
+    """
+
+    steps: int = 1000
+    lr: float = 1e-3
+    batch_size: int = 1
+    grad_accum: int = 1
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 0.0
+    val_every: int = 100
+    val_pairs: int = 4
+    val_at_start: bool = True
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    num_threads: int = 0
+    prefetch: int = 0
+    out_dir: str = ""
+    best_metric: str = "val_dice"
+    best_mode: str = "max"
+    progress: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "grad_accum", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        nonneg = (
+            "val_every",
+            "val_pairs",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "warmup_steps",
+            "num_threads",
+            "prefetch",
+        )
+        for name in nonneg:
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        choices = {
+            "optimizer": ("adam", "adamw", "sgd"),
+            "lr_schedule": ("constant", "cosine"),
+            "best_mode": ("max", "min"),
+            "progress": ("auto", "bar", "lines", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                value = getattr(self, name)
+                raise ValueError(f"train.{name} must be one of {allowed}, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- dataclass <-> dict
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-serialisable dict of a config dataclass (tuples become lists) or of a mapping."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        data = dataclasses.asdict(config)
+    elif isinstance(config, Mapping):
+        data = dict(config)
+    elif config is None:
+        data = {}
+    else:
+        raise TypeError(f"a config must be a dataclass or a mapping, got {type(config).__name__}")
+    # a round trip through JSON both checks serialisability and normalises tuples to lists
+    try:
+        return json.loads(json.dumps(data))
+    except TypeError as err:
+        raise TypeError(f"config is not JSON-serialisable: {err}") from None
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """``value`` (from YAML/JSON/the command line) converted to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except (TypeError, ValueError):
+                continue
+        raise ValueError(f"{name}: {value!r} fits none of {tp}")
+    if origin in (tuple, list, Sequence) or tp in (tuple, list):
+        if isinstance(value, str):
+            # "64,64,32" or "64x64x32" from the command line
+            value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        if args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                raise ValueError(f"{name} must have {len(args)} items, got {len(value)}")
+            items = [_coerce(v, a, name) for v, a in zip(value, args, strict=True)]
+        else:
+            item_tp = args[0] if args else Any
+            items = [_coerce(v, item_tp, name) for v in value]
+        return tuple(items) if (origin is tuple or tp is tuple) else list(items)
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{name} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (
+            "true",
+            "yes",
+            "on",
+            "1",
+            "false",
+            "no",
+            "off",
+            "0",
+        ):
+            return value.lower() in ("true", "yes", "on", "1")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return int(number)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        try:
+            return float(value)  # also YAML's "1e-3", which PyYAML reads as a string
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return config_from_dict(tp, value, section=name)
+    return value
+
+
+def config_from_dict(
+    config_class: type, values: Mapping[str, Any] | None, base: Any = None, section: str = ""
+) -> Any:
+    """``config_class`` built from ``values`` on top of ``base`` (or the class defaults).
+
+    Values are converted to the annotated field types; an unknown name raises a ValueError that
+    lists the valid ones.
+    """
+    values = dict(values or {})
+    hints = typing.get_type_hints(config_class)
+    names = [f.name for f in fields(config_class) if f.init]
+    unknown = sorted(set(values) - set(names))
+    prefix = f"{section}." if section else ""
+    if unknown:
+        raise ValueError(
+            f"unknown setting(s) {[prefix + u for u in unknown]}; valid: {sorted(names)}"
+        )
+    start = config_to_dict(base) if base is not None else {}
+    merged: dict[str, Any] = {}
+    for name in names:
+        if name in values:
+            merged[name] = _coerce(values[name], hints[name], prefix + name)
+        elif name in start:
+            merged[name] = _coerce(start[name], hints[name], prefix + name)
+    return config_class(**merged)
+
+
+# ----------------------------------------------------------------------------- files and overrides
+
+
+def read_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The ``train`` and ``method`` sections of a YAML (.yaml/.yml) or JSON file.
+
+    Raises a ValueError naming the file for a missing file, a parse error or unknown sections.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as err:  # the parsers raise many types; all mean "fix the file"
+        raise ValueError(f"cannot parse config file {path}: {err}") from None
+    data = data or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config file {path} must hold a mapping with sections {SECTIONS}")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"config file {path}: unknown section(s) {unknown}; use {SECTIONS}")
+    out: dict[str, dict[str, Any]] = {}
+    for section in SECTIONS:
+        part = data.get(section) or {}
+        if not isinstance(part, Mapping):
+            raise ValueError(f"config file {path}: section {section!r} must be a mapping")
+        out[section] = dict(part)
+    return out
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["train.steps=200", "method.levels=3"]`` -> ``{"train": {...}, "method": {...}}``.
+
+    Values are parsed as YAML scalars/lists where possible (``[64,64]``, ``true``, ``1e-3``) and
+    kept as strings otherwise; a key without a section means ``train``.
+    """
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.name=value")
+        key, raw = item.split("=", 1)
+        section, _, name = key.strip().rpartition(".")
+        section = section or "train"
+        if section not in SECTIONS:
+            raise ValueError(f"override {item!r}: section must be one of {SECTIONS}")
+        out[section][name] = _parse_scalar(raw.strip())
+    return out
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        import yaml
+
+        return yaml.safe_load(raw)
+    except Exception:  # not valid YAML: keep the text (the field type decides later)
+        return raw
+
+
+def merge_sections(*parts: Mapping[str, Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """Later parts win, key by key within each section."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for part in parts:
+        for section in SECTIONS:
+            out[section].update((part or {}).get(section) or {})
+    return out

@@ -1,0 +1,191 @@
+"""What a learned method gives the training loop: its model, its data sampler, its loss.
+
+A method subclasses :class:`TrainTask` and registers it::
+
+    @register_task
+    class SemanticBSplineTask(TrainTask):
+        method_id = "semantic_bspline"
+        config_class = SemanticBSplineConfig      # the method's dataclass config
+        default_train = {"lr": 1e-3, "steps": 3000}
+
+        def build_model(self, config): ...        # -> nn.Module
+        def sample(self, split, batch_size, generator): ...   # -> batch dict
+        def loss(self, model, batch): ...         # -> (total, {"sim": ..., "reg": ...})
+        def validate(self, model, batch): ...     # -> {"dice": ..., "fold_percent": ...}
+
+Batch keys (a convention so that helpers such as :func:`resample_batch` and the methods agree):
+``fixed``, ``moving`` ``(N, C, *S)`` float images; ``fixed_labels``, ``moving_labels``
+``(N, 1, *S)`` integer label maps; ``field`` ``(N, D, *S)`` true displacement in mm (pull-back, on
+the fixed grid); ``spacing`` a tuple in mm; anything else is the method's own business. Tensors are
+moved to the training device by the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .config import config_from_dict, config_to_dict
+
+Batch = dict[str, Any]
+
+
+class TrainTask(ABC):
+    """A method's training recipe. ``self.config`` is the method config (a dataclass instance).
+
+    Randomness: :meth:`sample` must draw only from ``generator`` (a CPU ``torch.Generator``) so
+    that runs are reproducible and a resumed run continues with exactly the same pairs; model
+    randomness (dropout, random crops inside ``loss``) may use torch's global RNG, whose state is
+    saved in checkpoints too.
+    """
+
+    #: method id as in the methods registry, e.g. ``"semantic_bspline"``
+    method_id: ClassVar[str] = ""
+    #: the method's config dataclass (fields: architecture, loss weights, working resolution...)
+    config_class: ClassVar[type | None] = None
+    #: TrainConfig settings this method prefers (file and command line still win)
+    default_train: ClassVar[dict[str, Any]] = {}
+    #: name of the config field holding the working grid shape (used by ``--working-shape``)
+    resolution_field: ClassVar[str] = "working_shape"
+
+    def __init__(self, config: Any = None) -> None:
+        if self.config_class is None:
+            self.config = dict(config or {})
+        elif config is None:
+            self.config = self.config_class()
+        elif isinstance(config, self.config_class):
+            self.config = config
+        else:
+            self.config = config_from_dict(self.config_class, config, section="method")
+
+    # -- what every method implements -----------------------------------------------------------
+
+    @abstractmethod
+    def build_model(self, config: Any) -> nn.Module:
+        """The network for ``config`` (also used at inference from a zoo model's config)."""
+
+    @abstractmethod
+    def sample(self, split: str, batch_size: int, generator: torch.Generator) -> Batch:
+        """A batch of ``batch_size`` pairs from ``split`` (``"train"`` or ``"val"``).
+
+        ``"val"`` must draw from data held out of ``"train"`` (other subjects, other slices);
+        the trainer calls it once per validation pair with a fixed generator.
+        """
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Mapping[str, Any]]:
+        """``(total, terms)``: the scalar to minimise and its named parts (logged separately)."""
+
+    # -- optional hooks ---------------------------------------------------------------------------
+
+    def setup(self, device: torch.device) -> None:  # noqa: B027  (optional hook)
+        """Called once before training (fetch or cache data, precompute atlases...)."""
+
+    def validate(self, model: nn.Module, batch: Batch) -> dict[str, float]:
+        """Validation figures for one held-out batch (called under ``torch.no_grad``).
+
+        The default reports the loss terms; methods should report ``dice`` (mean label Dice
+        after registration) so the trainer can keep the best model.
+        """
+        total, terms = self.loss(model, batch)
+        out = {"loss": float(total)}
+        out.update({k: float(v) for k, v in terms.items()})
+        return out
+
+    def parameters(self, model: nn.Module) -> Any:
+        """What the optimiser updates (all trainable parameters by default; may return groups)."""
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def info(self) -> dict[str, Any]:
+        """Facts for the model file and the zoo entry.
+
+        Keys (all optional): ``dims`` (list of ints the model accepts), ``modality``,
+        ``working_resolution`` (e.g. ``"96x112x96 @ 2 mm"``), ``training_data`` (a sentence).
+        """
+        return {}
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def config_dict(self) -> dict[str, Any]:
+        """The method config as a JSON-serialisable dict."""
+        return config_to_dict(self.config)
+
+
+# ----------------------------------------------------------------------------- trained models
+
+
+def load_trained_model(
+    source: str | Path,
+    zoo_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module, Any]:
+    """``(model in eval mode on device, method config)`` from a zoo id or a model file.
+
+    ``source`` is a zoo model id (checked against its sha256) or the path of a ``model.pt`` /
+    ``best_model.pt`` / checkpoint. The network is rebuilt by the method's task
+    (``build_model(config)``) and its weights loaded strictly.
+    """
+    from .. import zoo
+
+    path = Path(source)
+    if path.suffix == ".pt" and path.is_file():
+        data = zoo.read_model_file(path)
+        method, values, state = data["method"], data["config"], data["state_dict"]
+    else:
+        method = zoo.get_entry(str(source), zoo_dir).method
+        values, state = zoo.load_model(str(source), zoo_dir)
+    task_cls = get_task_class(method)
+    task = task_cls(values)
+    model = task.build_model(task.config)
+    model.load_state_dict(state)
+    return model.to(device).eval(), task.config
+
+
+# ----------------------------------------------------------------------------- registry
+
+_TASKS: dict[str, type[TrainTask]] = {}
+
+
+def register_task(cls: type[TrainTask]) -> type[TrainTask]:
+    """Class decorator: make ``cls`` trainable as ``napari-deepreg train <cls.method_id>``."""
+    if not cls.method_id:
+        raise ValueError(f"{cls.__name__} needs a method_id to be registered")
+    _TASKS[cls.method_id] = cls
+    return cls
+
+
+def _import_method_modules() -> None:
+    """Import every module of ``napari_deepreg.methods`` so their tasks register themselves."""
+    from .. import methods
+
+    for mod in pkgutil.iter_modules(methods.__path__):
+        try:
+            importlib.import_module(f"{methods.__name__}.{mod.name}")
+        except ImportError:
+            # a method whose optional dependency is missing is simply not trainable here
+            continue
+    from . import toy  # noqa: F401  (the built-in smoke-test task)
+
+
+def available_tasks() -> dict[str, type[TrainTask]]:
+    """All trainable methods by id."""
+    _import_method_modules()
+    return dict(_TASKS)
+
+
+def get_task_class(method_id: str) -> type[TrainTask]:
+    """The task class of ``method_id``; a ValueError lists the trainable methods otherwise."""
+    if method_id not in _TASKS:
+        _import_method_modules()
+    if method_id not in _TASKS:
+        raise ValueError(
+            f"method {method_id!r} has no training task; trainable methods: {sorted(_TASKS)}"
+        )
+    return _TASKS[method_id]
