@@ -530,6 +530,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("methods", help="list the available registration methods")
     p.add_argument("-v", "--verbose", action="store_true", help="also list each method's params")
     p.set_defaults(func=cmd_methods)
+
+    # training and the zoo live in their own packages; they bring their own arguments
+    from . import training, zoo
+
+    p = sub.add_parser("train", help="train a learned method (see napari-deepreg train -h)")
+    training.add_train_arguments(p)
+    p.set_defaults(func=training.train_from_args)
+
+    p = sub.add_parser("zoo", help="list, check or add pretrained models")
+    zoo.add_zoo_arguments(p)
+    p.set_defaults(func=zoo.zoo_from_args)
     return parser
 
 

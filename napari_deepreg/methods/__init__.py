@@ -16,6 +16,30 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 def _load_builtin() -> None:
     from . import instance_opt  # noqa: F401  (registers itself)
 
+    _load_zoo_models()
+
+
+def _load_zoo_models() -> None:
+    """One MethodSpec per zoo model, made by its method module's ``zoo_method_spec(entry)``.
+
+    Weights are not read here: a method loads them (sha256 first) on its first run, so listing
+    methods stays cheap. A model whose method module is missing is left out with a warning.
+    """
+    import importlib
+    import warnings
+
+    from .. import zoo
+
+    for entry in zoo.zoo_method_specs():
+        try:
+            module = importlib.import_module(f"{__name__}.{entry.method}")
+            register_method(module.zoo_method_spec(entry))
+        except (ImportError, AttributeError) as error:
+            warnings.warn(
+                f"zoo model {entry.id!r} left out: method {entry.method!r} cannot run it ({error})",
+                stacklevel=2,
+            )
+
 
 def available_methods() -> dict[str, MethodSpec]:
     """All registered methods by id."""
