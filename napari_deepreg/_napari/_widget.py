@@ -143,6 +143,15 @@ def _float_step(default: float) -> float:
     return min(1.0, 10.0 ** (math.floor(math.log10(abs(default))) - 1))
 
 
+def _decimals(*values: float) -> int:
+    """Decimals that show each value to two significant digits (2 to 8)."""
+    needed = 2
+    for v in values:
+        if v and math.isfinite(v) and abs(v) < 1:
+            needed = max(needed, 1 - math.floor(math.log10(abs(v))))
+    return min(needed, 8)
+
+
 def parameter_widgets(config_class: type) -> list[Widget]:
     """One magicgui widget per field of a method's config dataclass.
 
@@ -173,14 +182,11 @@ def parameter_widgets(config_class: type) -> list[Widget]:
                 **common,
             )
         elif kind is float:
-            step = _float_step(float(value))
-            widget = FloatSpinBox(
-                value=float(value),
-                min=float(meta.get("min", -1e9)),
-                max=float(meta.get("max", 1e9)),
-                step=step,
-                **common,
-            )
+            lo, hi = float(meta.get("min", -1e9)), float(meta.get("max", 1e9))
+            widget = FloatSpinBox(step=_float_step(float(value)), **common)
+            # enough decimals for the default and the bounds, set before them (Qt rounds)
+            widget.native.setDecimals(_decimals(float(value), lo))
+            widget.min, widget.max, widget.value = lo, hi, float(value)
         elif kind is str:
             widget = LineEdit(value=str(value), **common)
         else:

@@ -404,3 +404,20 @@ def test_grid_follows_the_displayed_axes(qtbot, loaded_viewer):
     viewer.dims.order = (2, 1, 0)  # slicing along x, axes (y, z) shown
     np.testing.assert_array_equal(grid.data, grid_data(field, SCALE, (0, 1)))
     assert viewer.layers[GRID_NAME] is grid  # updated in place
+
+
+def test_float_parameters_keep_small_bounds_and_values(qtbot):
+    @dataclass
+    class Config:
+        lr: float = field(default=0.5, metadata={"help": "step", "min": 1e-4, "max": 50.0})
+        tol: float = field(default=2e-6, metadata={"help": "tolerance"})
+        shape: tuple = field(default=(3, 4), metadata={"help": "a literal"})
+
+    widgets = {w.name: w for w in _widget.parameter_widgets(Config)}
+    lr = widgets["lr"]
+    assert (lr.min, lr.max, lr.value) == (pytest.approx(1e-4), 50.0, 0.5)
+    lr.value = 2.5e-4
+    assert widgets["tol"].value == pytest.approx(2e-6)
+    widgets["shape"].value = "(5, 6)"
+    values = _widget.parameter_values(list(widgets.values()))
+    assert values == {"lr": pytest.approx(2.5e-4), "tol": pytest.approx(2e-6), "shape": (5, 6)}
