@@ -41,6 +41,12 @@ def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def _is_signed_permutation(direction: np.ndarray, tol: float = 1e-4) -> bool:
+    """True for axis-aligned directions (identity up to axis flips and swaps)."""
+    d = np.abs(np.asarray(direction))
+    return bool(np.allclose(d.max(0), 1, atol=tol) and np.allclose(d.sum(0), 1, atol=tol))
+
+
 def _as_volume(data: Volume | np.ndarray | None, name: str) -> Volume | None:
     if data is None or isinstance(data, Volume):
         return data
@@ -165,10 +171,10 @@ def register(
         moving = resample_to_grid(moving, fixed)
         if m_labels is not None:
             m_labels = resample_to_grid(m_labels, fixed, labels=True)
-    if fixed.direction is not None and not np.allclose(fixed.direction, np.eye(ndim), atol=1e-4):
+    if fixed.direction is not None and not _is_signed_permutation(fixed.direction):
         notes.append(
-            "fixed image has a non-identity direction matrix: registration works along its "
-            "array axes and every output keeps the fixed image's geometry"
+            "fixed image axes are oblique (rotated direction matrix): registration runs along "
+            "its array axes; saved outputs keep its geometry"
         )
 
     spacing = fixed.spacing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Estimate, MethodSpec, Progress, RegistrationResult
 
 _REGISTRY: dict[str, MethodSpec] = {}
+_LOADED = False
 
 
 def register_method(spec: MethodSpec) -> MethodSpec:
@@ -42,8 +43,10 @@ def _load_zoo_models() -> None:
 
 
 def available_methods() -> dict[str, MethodSpec]:
-    """All registered methods by id."""
-    if not _REGISTRY:
+    """All registered methods by id (the built-in ones and the zoo's are loaded on first use)."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
         _load_builtin()
     return dict(_REGISTRY)
 
