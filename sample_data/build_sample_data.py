@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-import torch.nn.functional as F
 
 from napari_deepreg import io
 from napari_deepreg.core import (
@@ -52,6 +51,7 @@ from napari_deepreg.core import (
     warp_labels,
 )
 from napari_deepreg.data import registry
+from napari_deepreg.data.resample import downsample_labels
 from napari_deepreg.data.synthetic import (
     invert_field,
     random_intensity_change,
@@ -117,36 +117,6 @@ def downsample_image(array: np.ndarray, factor: int = 2) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None, None]
     shape = [(n - 1) // factor + 1 for n in array.shape]
     return resize(x, shape, antialias=True)[0, 0].numpy()
-
-
-def downsample_labels(labels: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Majority vote of a label map at every ``factor``-th voxel (align corners).
-
-    Votes come from the ``(2 factor - 1)`` neighbourhood with tent weights (the weights linear
-    interpolation would give), so a coarse voxel takes the label that covers most of it rather
-    than whatever the one strided sample hits.
-    """
-    ndim = labels.ndim
-    t = torch.from_numpy(np.ascontiguousarray(labels)).long()
-    taps = torch.tensor(
-        [1 - abs(i) / factor for i in range(-factor + 1, factor)], dtype=torch.float32
-    )
-    conv = F.conv3d if ndim == 3 else F.conv2d
-    kernel = taps
-    for _ in range(ndim - 1):
-        kernel = kernel[..., None] * taps
-    kernel = kernel[None, None]
-    out_shape = [(n - 1) // factor + 1 for n in labels.shape]
-    best = torch.full(out_shape, -1.0)
-    winner = torch.zeros(out_shape, dtype=torch.long)
-    for value in torch.unique(t).tolist():
-        mask = (t == value).float()[None, None]
-        score = conv(mask, kernel, stride=factor, padding=factor - 1)[0, 0]
-        score = score[tuple(slice(0, n) for n in out_shape)]
-        better = score > best
-        winner = torch.where(better, torch.tensor(value), winner)
-        best = torch.where(better, score, best)
-    return winner.numpy().astype(labels.dtype)
 
 
 def quantise_field(field: torch.Tensor) -> torch.Tensor:

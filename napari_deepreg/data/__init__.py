@@ -1,6 +1,17 @@
-"""Data: pinned registry sources with loaders (``registry``) and seeded synthetic transforms
-(``synthetic``). See ``DATA.md`` for what the registries hold."""
+"""Data: pinned registry sources with loaders (``registry``), seeded synthetic transforms and
+label-map synthesis (``synthetic``), synthetic registration pairs with known answers (``pairs``)
+and label-aware downsampling (``resample``). See ``DATA.md`` for what the registries hold."""
 
+from .pairs import (
+    Anatomy,
+    PairConfig,
+    PairSampler,
+    SyntheticPair,
+    make_pair,
+    pair_from_anatomy,
+    prepare_anatomy,
+    slice_pair,
+)
 from .registry import (
     SOURCES,
     ChecksumMismatch,
@@ -15,30 +26,53 @@ from .registry import (
     mni2009a_t1_tissues,
     mni2009c_t1_dkt,
 )
+from .resample import downsample_labels, downsample_volume
 from .synthetic import (
+    LabelContrast,
+    draw_contrast,
     invert_field,
+    random_affine,
+    random_affine_field,
     random_bias_field,
     random_intensity_change,
+    random_label_map,
     random_svf_field,
     smooth_noise,
+    synthesize_image,
 )
 
 __all__ = [
     "SOURCES",
+    "Anatomy",
     "ChecksumMismatch",
+    "LabelContrast",
+    "PairConfig",
+    "PairSampler",
     "RegistryError",
     "RegistryUnreachable",
+    "SyntheticPair",
     "cache_root",
     "cat12_template_atlas",
+    "downsample_labels",
+    "downsample_volume",
+    "draw_contrast",
     "elastix_example_pair",
     "fetch",
     "fetch_file",
     "invert_field",
     "itk_brain_slices",
+    "make_pair",
     "mni2009a_t1_tissues",
     "mni2009c_t1_dkt",
+    "pair_from_anatomy",
+    "prepare_anatomy",
+    "random_affine",
+    "random_affine_field",
     "random_bias_field",
     "random_intensity_change",
+    "random_label_map",
     "random_svf_field",
+    "slice_pair",
     "smooth_noise",
+    "synthesize_image",
 ]
