@@ -598,7 +598,7 @@ def build_phantom(shape: Sequence[int], spacing: Sequence[float], seed: int, svf
 
 
 # deformation recipe shared by the 3D cases: SVF peak + a mild affine give up to about 10 mm
-_DEFORM_3D = {"svf_mm": 7.0, "smooth_mm": 16.0, "rotate_deg": 2.0, "scale": 0.02,
+_DEFORM_3D = {"svf_mm": 6.0, "smooth_mm": 16.0, "rotate_deg": 2.0, "scale": 0.02,
               "shift_mm": 2.0}
 _DEFORM_2D = {"svf_mm": 6.0, "smooth_mm": 12.0, "rotate_deg": 3.0, "scale": 0.03,
               "shift_mm": 2.0}
