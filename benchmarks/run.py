@@ -441,6 +441,11 @@ def environment(device: str) -> dict[str, Any]:
         root = Path(__file__).resolve().parents[1]
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
                                 capture_output=True, timeout=10).stdout.strip() or None
+        # uncommitted changes to the code that ran make the commit alone not reproduce it
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "benchmarks",
+                                  "napari_deepreg"], cwd=root, timeout=10).returncode == 1
+        if commit and changed:
+            commit += "+uncommitted changes"
     except (OSError, subprocess.SubprocessError):
         commit = None
     from napari_deepreg.core.device import resolve_device
