@@ -114,9 +114,9 @@ class identity_method:  # noqa: N801  (used as a context manager, reads like a f
 
     def __exit__(self, *exc: object) -> None:
         if self.added:
-            from napari_deepreg.methods import _REGISTRY
+            from napari_deepreg.methods import unregister_method
 
-            _REGISTRY.pop(IDENTITY, None)
+            unregister_method(IDENTITY)
 
 
 # ----------------------------------------------------------------------------------------------

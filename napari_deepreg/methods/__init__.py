@@ -14,6 +14,11 @@ def register_method(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
+def unregister_method(method_id: str) -> None:
+    """Remove ``method_id`` from the registry (no error if it is not there)."""
+    _REGISTRY.pop(method_id, None)
+
+
 def _load_builtin() -> None:
     from . import instance_opt  # noqa: F401  (registers itself)
 
@@ -67,4 +72,5 @@ __all__ = [
     "available_methods",
     "get_method",
     "register_method",
+    "unregister_method",
 ]
