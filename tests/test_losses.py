@@ -14,6 +14,7 @@ from napari_deepreg.losses import (
     box_mean,
     diffusion,
     lncc,
+    local_moments,
     mind_ssc,
     mind_ssc_loss,
     mk_lncc,
@@ -89,6 +90,14 @@ def test_lncc_identical_is_its_optimum(ndim):
     b = x.clone().double().requires_grad_(True)
     lncc(x.double(), b, 5).backward()
     assert b.grad.abs().max().item() < 1e-8
+
+
+def test_lncc_with_precomputed_moments_matches():
+    x, y = smooth_image(3), shifted(smooth_image(3, seed=4))
+    moments = local_moments(x, 5)
+    assert lncc(x, y, 5, a_moments=moments).item() == pytest.approx(lncc(x, y, 5).item(), abs=1e-6)
+    with pytest.raises(ValueError, match="window"):
+        lncc(x, y, 7, a_moments=moments)
 
 
 def test_mk_lncc_is_the_weighted_sum():

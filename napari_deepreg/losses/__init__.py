@@ -6,11 +6,13 @@ by name (``"mse"``, ``"ncc"``, ``"lncc"``, ``"mk_lncc"``, ``"mind_ssc"``, ``"dif
 """
 
 from .functional import (
+    LocalMoments,
     bending_energy,
     box_mean,
     descriptor_distance,
     diffusion,
     lncc,
+    local_moments,
     mind_ssc,
     mind_ssc_loss,
     mk_lncc,
@@ -36,6 +38,7 @@ from .modules import (
 
 __all__ = [
     "LOSSES",
+    "LocalMoments",
     "REGULARISERS",
     "SIMILARITIES",
     "BendingEnergyLoss",
@@ -51,6 +54,7 @@ __all__ = [
     "descriptor_distance",
     "diffusion",
     "lncc",
+    "local_moments",
     "mind_ssc",
     "mind_ssc_loss",
     "mk_lncc",

@@ -8,14 +8,13 @@ where lower is better. Similarities are 0 for identical images; regularisers are
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..core.grid import as_spacing, check_field
-
-_POOL = {2: F.avg_pool2d, 3: F.avg_pool3d}
 
 
 def _spatial_dims(x: Tensor, name: str = "image") -> int:
@@ -45,10 +44,10 @@ def _per_axis(value: int | Sequence[int], ndim: int, name: str) -> list[int]:
 def box_mean(x: Tensor, window: int | Sequence[int]) -> Tensor:
     """Mean of ``x`` over a box of ``window`` voxels (per axis) centred on each voxel.
 
-    Separable (one 1D average pool per axis). Near the border only voxels inside the image are
-    averaged (``count_include_pad=False``), so a constant image stays constant. Even windows are
-    rounded up to the next odd size so that the box stays centred; a window longer than an axis is
-    shrunk to fit it.
+    Separable, with running sums (``cumsum``), so the cost does not grow with the window. Near
+    the border only voxels inside the image are averaged, so a constant image stays constant.
+    Even windows are rounded up to the next odd size so that the box stays centred; a window
+    longer than an axis averages the whole axis.
 
     Args:
         x: ``(N, C, *spatial)``.
@@ -59,17 +58,33 @@ def box_mean(x: Tensor, window: int | Sequence[int]) -> Tensor:
     """
     ndim = _spatial_dims(x)
     sizes = _per_axis(window, ndim, "window")
-    pool = _POOL[ndim]
     for axis, w in enumerate(sizes):
-        # a box wider than the image is clipped to it (the pool rejects kernels > the input)
-        radius = min(w // 2, (x.shape[2 + axis] - 1) // 2)
-        if radius < 1:
+        dim = 2 + axis
+        n = x.shape[dim]
+        r = min(w // 2, n - 1)
+        if r < 1:
             continue
-        kernel = [1] * ndim
-        pad = [0] * ndim
-        kernel[axis] = 2 * radius + 1
-        pad[axis] = radius
-        x = pool(x, kernel, stride=1, padding=pad, count_include_pad=False)
+        # c[k] = sum of x[:k] along the axis (n + 1 values, c[0] = 0)
+        pad = [0, 0] * (ndim - 1 - axis) + [1, 0]
+        c = F.pad(torch.cumsum(x, dim), pad)
+        # sum over [i - r, i + r] clipped to [0, n - 1] is c[min(i + r + 1, n)] - c[max(i - r, 0)]
+        if 2 * r + 1 <= n:
+            sums = torch.cat(
+                [
+                    c.narrow(dim, r + 1, r),
+                    c.narrow(dim, 2 * r + 1, n - 2 * r) - c.narrow(dim, 0, n - 2 * r),
+                    c.narrow(dim, n, 1) - c.narrow(dim, n - 2 * r, r),
+                ],
+                dim,
+            )
+        else:
+            i = torch.arange(n, device=x.device)
+            sums = c.index_select(dim, (i + r + 1).clamp(max=n)) - c.index_select(
+                dim, (i - r).clamp(min=0)
+            )
+        i = torch.arange(n, device=x.device, dtype=x.dtype)
+        count = (i + r + 1).clamp(max=n) - (i - r).clamp(min=0)
+        x = sums / count.view([n if d == dim else 1 for d in range(x.ndim)])
     return x
 
 
@@ -106,7 +121,36 @@ def ncc(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
     return 1 - cc.mean()
 
 
-def lncc(a: Tensor, b: Tensor, window: int | Sequence[int] = 9, eps: float = 1e-5) -> Tensor:
+class LocalMoments(NamedTuple):
+    """Windowed statistics of one image, reusable across LNCC evaluations (see :func:`lncc`)."""
+
+    centred: Tensor  # the image minus its global mean, (N, C, *spatial)
+    mean: Tensor  # box mean of ``centred``
+    var: Tensor  # box variance, >= 0
+    window: tuple[int, ...]
+
+
+def local_moments(a: Tensor, window: int | Sequence[int] = 9) -> LocalMoments:
+    """Box mean and variance of ``a`` (``(N, C, *spatial)``) over ``window`` voxels.
+
+    Pass the result as ``a_moments`` to :func:`lncc` when ``a`` stays the same over many
+    evaluations (the fixed image of an optimisation): it saves two of the five box filters.
+    """
+    ndim = _spatial_dims(a)
+    win = tuple(_per_axis(window, ndim, "window"))
+    # LNCC ignores global offsets; centring first keeps E[a^2] - E[a]^2 accurate in float32
+    a = a - a.mean()
+    mean_a, mean_aa = box_mean(torch.cat([a, a * a], 1), win).split(a.shape[1], 1)
+    return LocalMoments(a, mean_a, (mean_aa - mean_a * mean_a).clamp_min(0), win)
+
+
+def lncc(
+    a: Tensor,
+    b: Tensor,
+    window: int | Sequence[int] = 9,
+    eps: float = 1e-5,
+    a_moments: LocalMoments | None = None,
+) -> Tensor:
     """Local (windowed) normalised cross-correlation loss, ``1 - mean(cc)``.
 
     ``cc = (cov^2 + eps) / (var_a var_b + eps)`` with the covariance and variances taken over a box
@@ -119,18 +163,26 @@ def lncc(a: Tensor, b: Tensor, window: int | Sequence[int] = 9, eps: float = 1e-
         a, b: ``(N, C, *spatial)``.
         window: box size in voxels, scalar or per axis.
         eps: stabiliser, in squared-intensity units squared; images are assumed in ``[0, 1]``.
+        a_moments: ``local_moments(a, window)`` computed beforehand (optional, same result).
 
     Returns:
         scalar in ``[0, 1]``.
     """
     _check_same(a, b)
-    c = a.shape[1]
-    stats = box_mean(torch.cat([a, b, a * a, b * b, a * b], 1), window)
-    mean_a, mean_b, mean_aa, mean_bb, mean_ab = stats.split(c, 1)
+    ndim = a.ndim - 2
+    if a_moments is None:
+        a_moments = local_moments(a, window)
+    elif a_moments.window != tuple(_per_axis(window, ndim, "window")):
+        raise ValueError(f"a_moments were computed for window {a_moments.window}, not {window}")
+    a_c, mean_a, var_a = a_moments.centred, a_moments.mean, a_moments.var
+    b = b - b.mean()
+    mean_b, mean_bb, mean_ab = box_mean(torch.cat([b, b * b, a_c * b], 1), window).split(
+        b.shape[1], 1
+    )
     cov = mean_ab - mean_a * mean_b
-    var_a = (mean_aa - mean_a * mean_a).clamp_min(0)
     var_b = (mean_bb - mean_b * mean_b).clamp_min(0)
-    cc = (cov * cov + eps) / (var_a * var_b + eps)
+    # rounding can push cov^2 a hair above var_a var_b, where Cauchy-Schwarz says <=
+    cc = ((cov * cov + eps) / (var_a * var_b + eps)).clamp_max(1)
     return 1 - cc.mean()
 
 
