@@ -4,6 +4,13 @@
     .venv/bin/python benchmarks/tune_instance_opt.py --only default  # one named setting
     .venv/bin/python benchmarks/tune_instance_opt.py --threads 2 --sample brain2d
 
+The defaults in ``InstanceOptConfig`` were measured on the DKT-label build of the sample (94
+structures; local use only, see sample_data/README.md)::
+
+    .venv/bin/python sample_data/build_sample_data.py --labels dkt --out /tmp/dkt_sample
+    NAPARI_DEEPREG_SAMPLE_DATA=/tmp/dkt_sample .venv/bin/python benchmarks/tune_instance_opt.py \
+        --threads 1
+
 Each setting runs through :func:`napari_deepreg.pipeline.register` exactly as the GUI and the CLI
 run it (resampling, native-resolution warp, metrics), so the time printed is the user's wait;
 the CPU time (all threads) is printed too, as it is steadier on a shared machine.
