@@ -41,6 +41,19 @@ def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def _affine_to_world(affine: torch.Tensor, origin: tuple[float, ...]) -> np.ndarray:
+    """Move a method's affine from the grid frame (voxel 0 at 0 mm) to ``origin + index*spacing``.
+
+    ``A_world = T(o) A T(-o)``: the linear part is unchanged, the translation picks up
+    ``(I - L) o``.
+    """
+    mat = affine.detach().cpu().double().numpy().copy()
+    ndim = mat.shape[0] - 1
+    o = np.asarray(origin, dtype=float)
+    mat[:ndim, ndim] += o - mat[:ndim, :ndim] @ o
+    return mat
+
+
 def _is_signed_permutation(direction: np.ndarray, tol: float = 1e-4) -> bool:
     """True for axis-aligned directions (identity up to axis flips and swaps)."""
     d = np.abs(np.asarray(direction))
@@ -227,7 +240,7 @@ def register(
         jacobian=jac,
         spacing=tuple(spacing),
         origin=tuple(fixed.origin),
-        affine=None if estimate.affine is None else estimate.affine.detach().cpu().numpy(),
+        affine=None if estimate.affine is None else _affine_to_world(estimate.affine, fixed.origin),
         metrics=summary,
         label_metrics=label_rows,
         runtime=runtime,

@@ -25,7 +25,9 @@ class Estimate:
 
     ``field`` is ``(1, D, *spatial)`` in mm (pull-back: ``warped(x) = moving(x + u(x))``);
     ``affine`` is the ``(D+1, D+1)`` physical matrix of an affine stage already included in
-    ``field``, or None; ``info`` carries method-specific figures (final loss, iterations...).
+    ``field``, or None, in the grid frame ``x = index * spacing`` (voxel 0 at 0 mm; the pipeline
+    moves it to the image's origin); ``info`` carries method-specific figures (final loss,
+    iterations...).
     """
 
     field: Tensor
