@@ -1,0 +1,308 @@
+"""AVSM: affine composition, geometry, vSVF integrator, symmetry losses, training, estimator."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from napari_deepreg.core import affine_to_field, gaussian_smooth, warp_image
+from napari_deepreg.methods import avsm
+from napari_deepreg.methods.base import Estimate
+from napari_deepreg.nets.avsm import (
+    AvsmNet,
+    advect_identity,
+    affine_field,
+    affine_matrix_mm,
+    compose_affine,
+    compose_affine_field,
+    grid_frame,
+    multi_gaussian_smooth,
+)
+from napari_deepreg.volume import InputError
+
+torch.manual_seed(0)
+
+
+def _run(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _rotation(deg: float, scale: float = 1.0) -> torch.Tensor:
+    t = math.radians(deg)
+    return scale * torch.tensor([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+
+
+class _ConstantUpdate(torch.nn.Module):
+    """Stands in for the affine net: the same update at every step, and records its inputs."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor, shape) -> None:
+        super().__init__()
+        self.a, self.b, self.shape, self.seen = a, b, tuple(shape), []
+
+    def forward(self, pair):
+        self.seen.append(pair[:, 1:].clone())
+        n = pair.shape[0]
+        return self.a.expand(n, 2, 2), self.b.expand(n, 2)
+
+
+# ----------------------------------------------------------------------------- affine
+
+
+def test_compose_affine_is_the_paper_rule():
+    a_prev, b_prev = _rotation(10)[None], torch.tensor([[0.1, -0.2]])
+    a_new, b_new = _rotation(-4, 1.1)[None], torch.tensor([[0.05, 0.3]])
+    a, b = compose_affine(a_new, b_new, a_prev, b_prev)
+    torch.testing.assert_close(a, a_new @ a_prev)
+    torch.testing.assert_close(b[0], a_new[0] @ b_prev[0] + b_new[0])
+    # as maps: x -> A~ (A x + b) + b~
+    x = torch.tensor([0.3, -0.7])
+    torch.testing.assert_close(a[0] @ x + b[0], a_new[0] @ (a_prev[0] @ x + b_prev[0]) + b_new[0])
+
+
+def test_multi_step_composes_parameters_and_resamples_the_original():
+    shape, spacing = (16, 16), (2.0, 2.0)
+    net = AvsmNet(2, affine_shape=shape, unet_channels=())
+    step_a, step_b = _rotation(5, 1.02), torch.tensor([0.05, -0.03])
+    net.affine = _ConstantUpdate(step_a, step_b, shape)
+    fixed = torch.rand(1, 1, *shape)
+    moving = torch.rand(1, 1, *shape)
+    out = net.predict_affine(fixed, moving, spacing, steps=3)
+    a3, b3 = out[-1]
+    torch.testing.assert_close(a3[0], step_a @ step_a @ step_a)
+    torch.testing.assert_close(b3[0], step_a @ step_a @ step_b + step_a @ step_b + step_b)
+    # the third step saw the original moving image warped once with the composed (A_2, b_2)
+    a2, b2 = out[1]
+    expected = warp_image(moving, affine_field(a2, b2, shape, spacing), spacing)
+    torch.testing.assert_close(net.affine.seen[2], expected)
+    torch.testing.assert_close(net.affine.seen[0], moving)
+
+
+def test_affine_matrix_mm_normalised_frame():
+    shape, spacing = (11, 21), (2.0, 1.0)
+    centre, radius = grid_frame(shape, spacing)
+    assert radius == 10.0 and centre.tolist() == [10.0, 10.0]
+    a = _rotation(30)[None]
+    b = torch.tensor([[0.5, 0.0]])
+    m = affine_matrix_mm(a, b, shape, spacing)[0]
+    # the centre goes to centre + R b; a rotation stays a rotation in mm
+    c = torch.tensor([10.0, 10.0, 1.0])
+    torch.testing.assert_close(m @ c, torch.tensor([15.0, 10.0, 1.0]))
+    torch.testing.assert_close(m[:2, :2], a[0])
+
+
+def test_affine_symmetry_loss_is_zero_for_the_inverse_and_exact_otherwise():
+    a = _rotation(15, 1.1)[None]
+    b = torch.tensor([[0.2, -0.1]])
+    a_inv = torch.linalg.inv(a)
+    b_inv = -(a_inv @ b.unsqueeze(-1)).squeeze(-1)
+    assert float(avsm.affine_symmetry(a, b, a_inv, b_inv)) == pytest.approx(0.0, abs=1e-10)
+    # the inverse pair is inverse-consistent as maps too: ln(ICE) very low
+    shape, spacing = (24, 24), (1.0, 1.0)
+    u = affine_field(a, b, shape, spacing)
+    u_ts = affine_field(a_inv, b_inv, shape, spacing)
+    assert avsm.inverse_consistency_log(u, u_ts, spacing, margin=8) < -20
+    # perturbing the inverse's translation by e adds exactly |e|^2
+    e = torch.tensor([[0.03, 0.04]])
+    assert float(avsm.affine_symmetry(a, b, a_inv, b_inv + e)) == pytest.approx(0.0025, rel=1e-4)
+    assert float(avsm.affine_regularity(torch.eye(2)[None], e)) == pytest.approx(0.0025)
+
+
+def test_lambda_ar_schedule():
+    assert avsm.lambda_ar(0) == pytest.approx(10 * 4 / 5)
+    assert avsm.lambda_ar(4) == pytest.approx(40 / (4 + math.e))
+    assert avsm.lambda_ar(60) < 1e-4
+    assert avsm.lambda_ar(3, c=0) == 0.0
+
+
+# ----------------------------------------------------------------------------- vSVF
+
+
+def test_integrator_constant_velocity_is_exact():
+    spacing = (2.0, 3.0)
+    v = torch.zeros(1, 2, 12, 10)
+    v[:, 0], v[:, 1] = 1.5, -2.0  # mm per unit time
+    d = advect_identity(v, spacing, steps=10)
+    torch.testing.assert_close(d, -v)
+    # from an affine initial map: Phi(x, 1) = A (x - v) + b (the affine part kept analytic)
+    a, b = _rotation(12, 0.9)[None], torch.tensor([[0.1, 0.05]])
+    field = compose_affine_field(a, b, d, spacing)
+    m = affine_matrix_mm(a, b, (12, 10), spacing)[0]
+    m_shift = m.clone()
+    m_shift[:2, 2] = m[:2, 2] - m[:2, :2] @ torch.tensor([1.5, -2.0])
+    torch.testing.assert_close(field, affine_to_field(m_shift, (12, 10), spacing), atol=1e-4,
+                               rtol=0)
+    # continuing from a previous map (multi-step) composes: start(x - v) - v
+    d2 = advect_identity(v, spacing, steps=10, start=d)
+    torch.testing.assert_close(d2, -2 * v)
+
+
+def test_integrator_linear_velocity_matches_the_flow():
+    # v(x) = -k (x - c): the advected map is c + (x - c) e^k (characteristics run backwards)
+    spacing, k = (1.0, 1.0), 0.1
+    c = 20.0
+    grid = torch.stack(torch.meshgrid(torch.arange(41.0), torch.arange(41.0), indexing="ij"))
+    v = (-k * (grid - c))[None]
+    d = advect_identity(v, spacing, steps=10)
+    expected = (grid - c) * (math.exp(k) - 1)
+    inner = (slice(None), slice(None), slice(8, 33), slice(8, 33))
+    assert (d[inner] - expected[None][inner]).abs().max() < 0.02
+
+
+def test_multi_gaussian_keeps_constants_and_is_positive():
+    m = torch.full((1, 2, 12, 12), 0.3)
+    v = multi_gaussian_smooth(m, (4.0, 4.0), [2.0, 8.0, 20.0], [0.2, 0.3, 0.5])
+    torch.testing.assert_close(v, m)
+    m = torch.randn(1, 2, 16, 16)
+    v = multi_gaussian_smooth(m, (4.0, 4.0), [4.0, 12.0], [0.5, 0.5])
+    assert float(avsm.momentum_energy(m, v)) > 0
+    assert v.std() < m.std()  # smoothing
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _tiny_config(stage: str, **kw) -> avsm.AvsmNetConfig:
+    return avsm.AvsmNetConfig(
+        dims=2, stage=stage, working_shape=(32, 32), affine_shape=(16, 16),
+        affine_channels=(8, 8, 8, 8), unet_channels=(8, 8, 8, 8), time_steps=4, vsvf_steps=1,
+        **kw,
+    )
+
+
+def _texture_batch() -> dict:
+    """A smooth random texture and its copy shifted by (6, -4) mm (32x32 at 2 mm)."""
+    g = torch.Generator().manual_seed(0)
+    moving = gaussian_smooth(torch.rand(1, 1, 32, 32, generator=g), 2.0)
+    moving = (moving - moving.min()) / (moving.max() - moving.min())
+    shift = torch.eye(3, dtype=torch.float64)
+    shift[:2, 2] = torch.tensor([6.0, -4.0], dtype=torch.float64)
+    field = affine_to_field(shift, (32, 32), (2.0, 2.0)).float()
+    fixed = warp_image(moving, field, (2.0, 2.0))
+    return {"fixed": fixed, "moving": moving, "fixed_labels": (fixed > 0.5).long(),
+            "moving_labels": (moving > 0.5).long(), "field": field, "spacing": (2.0, 2.0)}
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the machine is shared, and tiny nets are faster on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("stage", ["affine", "vsvf"])
+def test_training_steps_lower_the_loss(stage, one_thread):
+    torch.manual_seed(1)
+    task = avsm.AvsmTask(_tiny_config(stage, similarity="ncc" if stage == "affine" else "mk_lncc",
+                                      lambda_ar_c=0.0))
+    model = task.build_model(task.config)
+    batch = _texture_batch()
+    model.eval()
+    with torch.no_grad():
+        before = float(task.loss(model, batch)[0])
+    model.train()
+    opt = torch.optim.Adam(task.parameters(model), 1e-3)
+    for _ in range(25):
+        loss, _ = task.loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        after = float(task.loss(model, batch)[0])
+        figures = task.validate(model, batch)
+    assert after < before - 0.01
+    assert int(model.pairs_seen) == 25  # the lambda_ar epoch counter
+    assert {"dice", "dice_before", "fold_percent", "ice_log"} <= set(figures)
+    if stage == "vsvf":
+        # the affine net is frozen in the vSVF stage
+        assert all(not p.requires_grad for p in model.affine.parameters())
+
+
+# ----------------------------------------------------------------------------- inference
+
+
+def _saved_model(tmp_path, stage: str, scale: float = 1.0):
+    from napari_deepreg import zoo
+
+    task = avsm.AvsmTask(_tiny_config(stage, voxel_size=2.0))
+    model = task.build_model(task.config)
+    with torch.no_grad():
+        model.affine.head.bias[0] = scale - 1.0  # A~ = diag(scale, 1)
+    path = tmp_path / f"{stage}.pt"
+    zoo.save_model_file(path, avsm.METHOD_ID, task.config_dict(), model.state_dict(), {})
+    return path
+
+
+def test_estimator_affine_frame_and_field(tmp_path):
+    path = _saved_model(tmp_path, "affine", scale=1.1)
+    shape, spacing = (21, 27), (2.0, 2.0)  # resampled 21x27, padded to 24x32
+    fixed = torch.rand(1, 1, *shape)
+    cfg = avsm.AvsmAffineConfig(affine_steps=2, model_file=str(path))
+    est = _run(avsm.estimate(fixed, fixed.clone(), spacing, cfg, "cpu"))
+    assert isinstance(est, Estimate) and est.field.shape == (1, 2, *shape)
+    m = est.affine.double()
+    torch.testing.assert_close(m[:2, :2], torch.diag(torch.tensor([1.21, 1.0], dtype=m.dtype)))
+    # the fixed point is the padded grid's centre, seen from the input frame
+    _, _, padded = avsm.working_grid(shape, spacing, 2.0)
+    before = [(p - n) // 2 for n, p in zip(shape, padded, strict=True)]
+    centre = torch.tensor([((p - 1) / 2 - lo) * 2.0 for p, lo in zip(padded, before,
+                                                                      strict=True)] + [1.0])
+    torch.testing.assert_close(m @ centre.double(), centre.double())
+    torch.testing.assert_close(est.field, affine_to_field(est.affine, shape, spacing), atol=1e-4,
+                               rtol=0)
+
+
+def test_estimator_avsm_runs_and_checks_inputs(tmp_path):
+    path = _saved_model(tmp_path, "vsvf")
+    fixed = torch.rand(1, 1, 20, 22)
+    cfg = avsm.AvsmConfig(affine_steps=1, vsvf_steps=3, model_file=str(path))
+    est = _run(avsm.estimate(fixed, fixed.clone(), (2.0, 2.0), cfg, "cpu"))
+    assert est.field.shape == (1, 2, 20, 22) and torch.isfinite(est.field).all()
+    assert est.info["vsvf_steps"] == 3 and len(est.info["affine_matrix"]) == 3
+    affine_only = _saved_model(tmp_path, "affine")
+    with pytest.raises(InputError):
+        _run(avsm.estimate(fixed, fixed, (2.0, 2.0),
+                           avsm.AvsmConfig(vsvf_steps=1, model_file=str(affine_only)), "cpu"))
+    with pytest.raises(InputError):
+        avsm.AvsmConfig(affine_steps=0)
+
+
+def test_zoo_method_spec_kinds():
+    entry = SimpleNamespace(id="avsm_affine_3d", dims=(3,), description="")
+    spec = avsm.zoo_method_spec(entry)
+    assert spec.config_class is avsm.AvsmAffineConfig and spec.dims == (3,)
+    spec = avsm.zoo_method_spec(SimpleNamespace(id="avsm_3d", dims=(3,), description=""))
+    assert spec.config_class is avsm.AvsmConfig
+    assert {"affine_steps", "vsvf_steps"} <= set(vars(spec.default_config()))
+
+
+@pytest.mark.parametrize("model_id", ["avsm_affine_3d", "avsm_3d"])
+def test_shipped_model_improves_dice_on_the_sample(model_id):
+    from napari_deepreg import zoo
+    from napari_deepreg.metrics import mean_dice
+    from napari_deepreg.pipeline import register, run_to_end
+    from napari_deepreg.sample import load_sample
+
+    try:
+        zoo.get_entry(model_id)
+    except (KeyError, ValueError, InputError):
+        pytest.skip(f"zoo model {model_id} not exported yet")
+    sample = load_sample("brain3d")
+    result = run_to_end(register(sample["fixed"], sample["moving"], method=model_id,
+                                 fixed_labels=sample["fixed_labels"],
+                                 moving_labels=sample["moving_labels"], device="cpu"))
+    before = mean_dice(np.asarray(sample["fixed_labels"].array),
+                       np.asarray(sample["moving_labels"].array))
+    after = mean_dice(np.asarray(sample["fixed_labels"].array), result.warped_labels)
+    assert after > before + 0.01
+    assert result.affine is not None
