@@ -12,7 +12,7 @@ from napari_deepreg.methods.base import Estimate
 from napari_deepreg.pipeline import register, run_to_end
 from napari_deepreg.volume import InputError, Volume
 
-FAST = {"levels": 2, "iterations": 15}
+FAST = {"levels": 2, "iterations": 15, "affine_first": False}
 _RNG = np.random.default_rng(0)
 
 
