@@ -486,7 +486,11 @@ class RegistrationWidget(QWidget):
         except ImportError as exc:  # a broken method module must not take the widget down
             logger.warning("could not load the registration methods: %s", exc)
             return []
-        return [(spec.title, spec.id) for spec in methods.values()]
+        # the label says which dimensionalities a method (or zoo model) accepts
+        return [
+            (f"{spec.title} [{'/'.join(f'{d}D' for d in spec.dims)}]", spec.id)
+            for spec in methods.values()
+        ]
 
     def _spec(self) -> MethodSpec | None:
         method_id = self.method.value

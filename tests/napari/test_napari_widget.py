@@ -421,3 +421,28 @@ def test_float_parameters_keep_small_bounds_and_values(qtbot):
     widgets["shape"].value = "(5, 6)"
     values = _widget.parameter_values(list(widgets.values()))
     assert values == {"lr": pytest.approx(2.5e-4), "tol": pytest.approx(2e-6), "shape": (5, 6)}
+
+
+def test_a_3d_only_method_is_refused_for_a_2d_pair_and_the_chooser_says_so(
+    make_napari_viewer, monkeypatch, errors
+):
+    from napari_deepreg import methods
+
+    available_methods()
+    only3d = MethodSpec("only3d_stub", "3D-only stub", StubConfig, stub_estimate, dims=(3,))
+    monkeypatch.setitem(methods._REGISTRY, only3d.id, only3d)
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    viewer.add_image(rng.random((32, 30), dtype=np.float32), name="fixed")
+    viewer.add_image(rng.random((32, 30), dtype=np.float32), name="moving")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
+    widget.method.reset_choices()
+    titles = [widget.method.native.itemText(i) for i in range(widget.method.native.count())]
+    assert "3D-only stub [3D]" in titles and any(t.endswith("[2D/3D]") for t in titles), titles
+    widget.method.value = only3d.id
+    widget.fixed_image.value = viewer.layers["fixed"]
+    widget.moving_image.value = viewer.layers["moving"]
+    n_layers = len(viewer.layers)
+    assert widget.run() is None
+    assert len(errors) == 1 and "3D" in errors[0] and "2D" in errors[0], errors
+    assert len(viewer.layers) == n_layers
