@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import enum
 import json
 import sys
-import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .training.config import coerce_value
 from .volume import InputError, Volume
 
 PROG = "napari-deepreg"
@@ -93,79 +92,6 @@ def drive(gen: typing.Generator[Any, None, Any], printer: ProgressPrinter | None
 # --------------------------------------------------------------------------- parameters
 
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f"}
-
-
-def _convert(text: str, tp: Any, name: str) -> Any:
-    """Parse ``text`` as a value of the annotation ``tp``; ValueError with a usable message."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any or tp is str:
-        return text
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in args and text.strip().lower() in ("none", "null", ""):
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(text, option, name)
-            except ValueError as error:
-                errors.append(str(error))
-        raise ValueError(errors[0] if errors else f"cannot parse {name}={text!r}")
-    if origin is typing.Literal:
-        for choice in args:
-            try:
-                if _convert(text, type(choice), name) == choice:
-                    return choice
-            except ValueError:
-                continue
-        raise ValueError(f"parameter {name} must be one of {list(args)}, got {text!r}")
-    if origin in (tuple, list):
-        parts = [p.strip() for p in text.strip("()[] ").split(",") if p.strip()]
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(parts) != len(args):
-                raise ValueError(f"parameter {name} needs {len(args)} comma-separated values")
-            values = [_convert(p, a, name) for p, a in zip(parts, args, strict=True)]
-        else:
-            item = args[0] if args else str
-            values = [_convert(p, item, name) for p in parts]
-        return tuple(values) if origin is tuple else values
-    if tp is bool:
-        low = text.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise ValueError(f"parameter {name} must be true or false, got {text!r}")
-    if tp is int:
-        try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            value = float(text)  # accepts 1e3; refuses 2.5 below
-        except ValueError:
-            value = float("nan")
-        if not value.is_integer():
-            raise ValueError(f"parameter {name} must be an integer, got {text!r}")
-        return int(value)
-    if tp is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"parameter {name} must be a number, got {text!r}") from None
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        for member in tp:
-            if text in (member.name, str(member.value)):
-                return member
-        raise ValueError(f"parameter {name} must be one of {[m.value for m in tp]}, got {text!r}")
-    try:
-        return tp(text)
-    except Exception as error:  # an exotic annotation: report it as bad input
-        raise ValueError(f"cannot parse parameter {name}={text!r}: {error}") from None
-
-
 def parse_params(config_class: type, items: Sequence[str], method_id: str = "") -> dict[str, Any]:
     """Turn ``["NAME=VALUE", ...]`` into a dict typed by ``config_class``'s dataclass fields.
 
@@ -195,7 +121,7 @@ def parse_params(config_class: type, items: Sequence[str], method_id: str = "") 
             default = field.default
             known = default is not dataclasses.MISSING and default is not None
             tp = type(default) if known else str
-        out[name] = _convert(text, tp, name)
+        out[name] = coerce_value(text, tp, f"parameter {name}")
     return out
 
 
