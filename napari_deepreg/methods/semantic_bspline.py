@@ -374,11 +374,19 @@ def load_anatomy(name: str) -> tuple[Volume, Volume]:
 # ----------------------------------------------------------------------------- inference
 
 
-def working_grid(shape: Sequence[int], spacing: Sequence[float], voxel_size: float) -> tuple:
+def working_grid(
+    shape: Sequence[int],
+    spacing: Sequence[float],
+    voxel_size: float,
+    min_shape: Sequence[int] | None = None,
+) -> tuple:
     """``(resampled shape, its spacing, padded shape)`` of an input grid at ``voxel_size`` mm.
 
     The image keeps its field of view (corner voxels fixed); the padded shape is the next
-    ``8 k + 1`` per axis (zero padding, centred).
+    ``8 k + 1`` per axis (zero padding, centred), and at least ``min_shape``: a tightly cropped
+    image is padded to the field of view the model was trained on, since the instance
+    normalisation statistics and the convolutions' zero padding depend on the margin around the
+    anatomy (measured on the bundled 2D sample: endpoint error 3.2 mm without, 2.4 mm with).
     """
     shape = tuple(int(n) for n in shape)
     resampled = tuple(
@@ -387,6 +395,11 @@ def working_grid(shape: Sequence[int], spacing: Sequence[float], voxel_size: flo
     )
     new_spacing = resized_spacing(shape, spacing, resampled)
     padded = tuple(_GRID_MULTIPLE * math.ceil((m - 1) / _GRID_MULTIPLE) + 1 for m in resampled)
+    if min_shape is not None:
+        padded = tuple(
+            max(p, _GRID_MULTIPLE * math.ceil((int(q) - 1) / _GRID_MULTIPLE) + 1)
+            for p, q in zip(padded, min_shape, strict=True)
+        )
     return resampled, new_spacing, padded
 
 
@@ -434,14 +447,17 @@ def predict_field(
     """The model's field ``(1, D, *S)`` (mm) for a pair on one grid, at the input's resolution.
 
     The pair is resampled to the model's voxel size (same field of view), normalised, padded to
-    ``8 k + 1`` voxels, registered, and the field cropped and resized back (its values are mm,
-    so they carry over).
+    ``8 k + 1`` voxels and at least the training grid, registered, and the field cropped and
+    resized back (its values are mm, so they carry over).
     """
     shape = tuple(fixed.shape[2:])
-    resampled, w_spacing, padded = working_grid(shape, spacing, net_config.voxel_size)
+    resampled, w_spacing, padded = working_grid(
+        shape, spacing, net_config.voxel_size, net_config.working_shape
+    )
     pair = resize(torch.cat([fixed, moving], 0).float(), resampled)
-    pair = normalise_batch(pair)
+    # normalised after padding, like the training slices with their background margin
     pair, crop = _pad_centre(pair, padded)
+    pair = normalise_batch(pair)
     with torch.no_grad():
         out = model(pair[:1], pair[1:], w_spacing)
     field = out["field"][(slice(None), slice(None), *crop)]
