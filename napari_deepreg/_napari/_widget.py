@@ -306,6 +306,10 @@ def metrics_rows(result: RegistrationResult) -> list[tuple[str, str, str]]:
     for row in qa.label_table(result):
         before, after = _fmt(row.get("dice_before")), _fmt(row.get("dice_after"))
         rows.append((f"Dice label {row['label']}", before, after))
+    if result.affine is not None:
+        # the affine stage, world frame (mm, array axis order): one row per matrix row
+        for i, values in enumerate(np.asarray(result.affine)[:-1]):
+            rows.append((f"affine row {i}", "", "  ".join(f"{v:.4g}" for v in values)))
     rows.append(("runtime (s)", "", _fmt(float(result.runtime))))
     rows.append(("method", "", result.method + (f" / {result.model}" if result.model else "")))
     return rows
