@@ -97,6 +97,23 @@ def test_prefetching_draws_the_same_batches_and_checkpoints_consistently(run20, 
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_init_from_starts_a_new_run_from_trained_weights(run20, tmp_path):
+    # fine-tuning: other method settings (here the loss weight) may differ from the source's
+    task = ToyTask(ToyConfig(pool=2, lambda_reg=0.5))
+    source = str(run20.model_path)
+    tuned = Trainer(task, toy_config(tmp_path, steps=1, val_every=0, init_from=source))
+    result = tuned.fit()
+    # the zero-step validation row is that of the trained model, not of a random start
+    first, trained, untrained = result.log[0], run20.log[-1], run20.log[0]
+    assert first["val_epe"] == pytest.approx(trained["val_epe"], rel=1e-4)
+    assert abs(first["val_epe"] - untrained["val_epe"]) > 0.05
+    assert result.step == 1
+    # another method's weights, or another architecture, are refused with the reason
+    other = ToyTask(ToyConfig(pool=2, channels=(4, 8)))
+    with pytest.raises(ValueError, match="architecture differs"):
+        Trainer(other, toy_config(tmp_path / "b", steps=1, init_from=str(run20.model_path))).fit()
+
+
 def test_run_folder(run20):
     run = run20.run_dir
     rows = read_csv(run / "log.csv")

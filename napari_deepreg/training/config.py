@@ -63,6 +63,9 @@ class TrainConfig:
         best_mode: ``"max"`` or ``"min"`` for ``best_metric``.
         progress: ``"auto"`` (a tqdm bar on a terminal, plain lines otherwise), ``"bar"``,
             ``"lines"`` or ``"none"``.
+        init_from: a model file, checkpoint or zoo id whose weights start a new run
+            (fine-tuning: other method settings such as the working grid or the loss weights may
+            differ, the network's architecture may not). Ignored when resuming.
     """
 
     steps: int = 1000
@@ -90,6 +93,7 @@ class TrainConfig:
     best_metric: str = "val_dice"
     best_mode: str = "max"
     progress: str = "auto"
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "log_every")

@@ -171,6 +171,8 @@ class Trainer:
         if ckpt_path is not None:
             # after build_model: its random initialisation must not shift the restored RNGs
             self._restore(ckpt_path, run)
+        elif cfg.init_from:
+            self._initialise(cfg.init_from, model)
         self._write_config(run.step)
         progress = ProgressDisplay(
             cfg.steps, initial=run.step, mode=cfg.progress, stream=self.stream
@@ -361,6 +363,28 @@ class Trainer:
         if not path.is_file():
             raise ValueError(f"checkpoint {path} to resume from does not exist")
         return path
+
+    def _initialise(self, source: str, model: nn.Module) -> None:
+        """Start from the weights of ``source`` (model file, checkpoint or zoo id)."""
+        from .. import zoo
+
+        path = Path(source)
+        if path.suffix == ".pt" and path.is_file():
+            data = zoo.read_model_file(path)
+            method, state = data["method"], data["state_dict"]
+        else:
+            method = zoo.get_entry(source).method
+            state = zoo.load_model(source)[1]
+        if method != self.task.method_id:
+            raise ValueError(
+                f"init_from {source} is a {method!r} model, not {self.task.method_id!r}"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise ValueError(
+                f"init_from {source}: the network's architecture differs ({err})"
+            ) from None
 
     def _restore(self, path: Path, run: _Run) -> None:
         """Load a checkpoint into ``run`` (model, optimiser, scaler, RNGs, step, log, best)."""
