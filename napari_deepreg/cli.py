@@ -227,7 +227,7 @@ def _summary_line(metrics: dict[str, Any]) -> str:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from . import qa
-    from .io import export_affine, export_field, export_transform, write_volume
+    from .io import export_transforms, write_volume
     from .methods import get_method
     from .pipeline import register
 
@@ -268,12 +268,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         write_volume(dataclasses.replace(grid, array=result.warped_labels, name="warped_labels"),
                      out / "warped_labels.nii.gz", labels=True)
         written.append("warped_labels.nii.gz")
-    export_field(result.field, grid, out / "field.nii.gz")
-    export_transform(result.field, grid, out / "transform.h5")
-    written += ["field.nii.gz", "transform.h5"]
-    if result.affine is not None:
-        export_affine(result.affine, out / "affine.tfm", grid)
-        written.append("affine.tfm")
+    written += [p.name for p in export_transforms(result.field, result.affine, grid, out)]
     qa.write_metrics_json(result, out / "metrics.json")
     qa.write_metrics_csv(result, out / "metrics.csv")
     written += ["metrics.json", "metrics.csv"]

@@ -462,6 +462,41 @@ def export_affine(
         raise InputError(f"could not write {path}: {_first_line(error)}") from error
 
 
+TRANSFORM_FILES = ("field.nii.gz", "transform.h5", "affine.tfm")
+
+
+def export_transforms(
+    field: np.ndarray, affine: np.ndarray | None, fixed: Volume, folder: str | os.PathLike
+) -> list[Path]:
+    """Write a registration's transform into ``folder`` as the CLI and the widget both do.
+
+    Files (:data:`TRANSFORM_FILES`): ``field.nii.gz`` (:func:`export_field`), ``transform.h5``
+    (:func:`export_transform`) and, when ``affine`` is not None, ``affine.tfm``
+    (:func:`export_affine` with ``fixed``, so the matrix is read in the fixed grid's frame).
+
+    Args:
+        field: ``(D, *S)`` pull-back displacement in mm on the fixed grid (grid frame).
+        affine: ``(D+1, D+1)`` affine stage in the fixed grid's frame (``origin + index *
+            spacing``, array order), or None.
+        fixed: the fixed grid (shape, spacing, origin, direction; its values are not used).
+        folder: an existing folder; files of these names in it are overwritten.
+
+    Returns:
+        The paths written, in the order above. Raises ``InputError`` if one cannot be written.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"cannot save the transform: {folder} is not an existing folder")
+    field_path, transform_path, affine_path = (folder / name for name in TRANSFORM_FILES)
+    export_field(field, fixed, field_path)
+    export_transform(field, fixed, transform_path)
+    written = [field_path, transform_path]
+    if affine is not None:
+        export_affine(affine, affine_path, fixed)
+        written.append(affine_path)
+    return written
+
+
 def _read_transform_field(path: Path, fixed: Volume | None) -> sitk.Image:
     try:
         transform = sitk.ReadTransform(str(path)).Downcast()

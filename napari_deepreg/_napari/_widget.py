@@ -326,6 +326,9 @@ class RegistrationWidget(QWidget):
         self.viewer = napari_viewer
         self.worker = None  # the running GeneratorWorker, if any
         self.result: RegistrationResult | None = None  # the last finished run
+        # the fixed grid of the last result (spacing, origin, direction): what exports need
+        self.result_grid: Volume | None = None
+        self._transform_folder = ""  # where the last transform was saved (the dialog opens there)
         self._job: RegistrationJob | None = None
         self._cancel_requested = False
 
@@ -384,6 +387,14 @@ class RegistrationWidget(QWidget):
         self.save_button = QPushButton("Save CSV")
         self.save_button.setEnabled(False)
         self.save_button.clicked.connect(self._ask_save_csv)
+        self.transform_button = QPushButton("Save transform…")
+        self.transform_button.setToolTip(
+            "write the last run's transform into a folder, as the CLI does: field.nii.gz "
+            "(displacement field on the fixed grid), transform.h5 (ITK displacement field "
+            "transform) and, for methods with an affine stage, affine.tfm (ITK affine transform)"
+        )
+        self.transform_button.setEnabled(False)
+        self.transform_button.clicked.connect(self._ask_save_transform)
 
         content = QWidget()
         layout = QVBoxLayout(content)
@@ -401,7 +412,10 @@ class RegistrationWidget(QWidget):
         metrics_layout = QVBoxLayout(metrics)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
         metrics_layout.addWidget(self.table)
-        metrics_layout.addWidget(self.save_button)
+        save_buttons = QHBoxLayout()
+        save_buttons.addWidget(self.save_button)
+        save_buttons.addWidget(self.transform_button)
+        metrics_layout.addLayout(save_buttons)
         layout.addWidget(_group("Metrics", metrics))
         # the dock does not scroll by itself: a short screen must still reach every control
         scroll = QScrollArea()
@@ -708,7 +722,15 @@ class RegistrationWidget(QWidget):
                 layers.remove(layer)
 
         self.result = result
+        if job is not None:
+            # the CLI's grid: the fixed image's geometry (direction included) with the result
+            self.result_grid = dataclasses.replace(
+                job.fixed, array=result.warped, name="warped", metadata={}
+            )
+        else:  # a result shown without a run of this widget: the result's own grid
+            self.result_grid = Volume(result.warped, result.spacing, result.origin, name="warped")
         self._fill_table(result)
+        self.transform_button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         text = f"done in {result.runtime:.1f} s"
@@ -789,6 +811,62 @@ class RegistrationWidget(QWidget):
             show_error(f"could not save the metrics: {exc}")
             return
         self._set_status("saved " + ", ".join(str(p) for p in written))
+
+    def save_transform(self, folder: str | Path) -> list[Path]:
+        """Write the last run's transform into ``folder`` as ``register`` on the CLI does.
+
+        ``field.nii.gz`` (displacement field, fixed image geometry), ``transform.h5`` (ITK
+        displacement field transform) and, when the method has an affine stage, ``affine.tfm``
+        (ITK affine transform from the world-frame matrix of the metrics table); see
+        :func:`napari_deepreg.io.export_transforms`. An ``affine.tfm`` left in the folder by an
+        earlier save is removed when this result has no affine, so the folder never mixes runs.
+        Returns the paths written; raises ``InputError`` when the folder cannot be written.
+        """
+        from ..io import TRANSFORM_FILES, export_transforms
+
+        if self.result is None or self.result_grid is None:
+            raise InputError("no registration result to save yet")
+        folder = Path(folder)
+        written = export_transforms(
+            self.result.field, self.result.affine, self.result_grid, folder
+        )
+        for name in TRANSFORM_FILES:
+            stale = folder / name
+            if stale not in written and stale.is_file():
+                stale.unlink()
+                logger.info("removed %s left by an earlier save", stale)
+        return written
+
+    def choose_transform_folder(self) -> str:
+        """Ask for the folder to save the transform in ("" when the user cancels).
+
+        A method of its own so that tests (and scripts) can replace the dialog.
+        """
+        return QFileDialog.getExistingDirectory(
+            self, "Save transform into folder", self._transform_folder
+        )
+
+    def _ask_save_transform(self) -> None:
+        from ..io import TRANSFORM_FILES
+
+        folder = self.choose_transform_folder()
+        if not folder:
+            return
+        try:
+            there = {name for name in TRANSFORM_FILES if (Path(folder) / name).is_file()}
+            written = self.save_transform(folder)
+        except (OSError, ValueError, RuntimeError) as exc:  # never take the viewer down
+            message = f"could not save the transform: {exc}"
+            self._set_status(message)
+            show_error(message)
+            return
+        self._transform_folder = str(folder)
+        names = [p.name for p in written]
+        text = f"saved {', '.join(names)} to {folder}"
+        if self.result is not None and self.result.affine is None:
+            text += " (no affine stage in this method, so no affine.tfm"
+            text += "; removed the one left by an earlier save)" if there - set(names) else ")"
+        self._set_status(text)
 
 
 def update_layer(layer: Layer, data: np.ndarray, kwargs: dict[str, Any]) -> None:

@@ -446,3 +446,107 @@ def test_a_3d_only_method_is_refused_for_a_2d_pair_and_the_chooser_says_so(
     assert widget.run() is None
     assert len(errors) == 1 and "3D" in errors[0] and "2D" in errors[0], errors
     assert len(viewer.layers) == n_layers
+
+
+def _itk_image(array: np.ndarray):
+    """The array as a SimpleITK image on the layers' grid (built independently of the package)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.asarray(array, dtype=np.float64))
+    image.SetSpacing(tuple(reversed(SCALE)))
+    image.SetOrigin(tuple(reversed(TRANSLATE)))
+    return image
+
+
+def _inside(field: np.ndarray, margin: float = 1.5) -> np.ndarray:
+    """Voxels whose sampling point ``i + u / spacing`` stays ``margin`` voxels inside the grid
+    (and off the rim, where ITK leaves the field), as in tests/test_io.py."""
+    shape = field.shape[1:]
+    idx = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"))
+    mask = np.ones(shape, dtype=bool)
+    for axis, (n, s) in enumerate(zip(shape, SCALE, strict=True)):
+        pos = idx[axis] + field[axis] / s
+        mask &= (pos >= margin) & (pos <= n - 1 - margin) & (idx[axis] >= 1) & (idx[axis] <= n - 2)
+    return mask
+
+
+def test_save_transform_writes_the_cli_files_and_itk_reproduces_the_warp(
+    qtbot, loaded_viewer, errors, tmp_path, monkeypatch
+):
+    import SimpleITK as sitk
+
+    viewer, widget = loaded_viewer
+    select_inputs(widget, viewer, labels=False)
+    assert not widget.transform_button.isEnabled()  # nothing to save before a run
+    # the learned affine network: a fast run whose result has an affine stage (its field is
+    # that affine alone)
+    widget.method.value = "avsm_affine_3d"
+    run_to_finish(qtbot, widget)
+    assert errors == []
+    result = widget.result
+    assert result.affine is not None and widget.transform_button.isEnabled()
+    # a general affine (not a shift), so the frame of its translation matters
+    assert np.abs(result.affine[:3, :3] - np.eye(3)).max() > 0.01
+
+    folder = tmp_path / "transform"
+    folder.mkdir()
+    monkeypatch.setattr(widget, "choose_transform_folder", lambda: str(folder))
+    widget.transform_button.click()
+    assert errors == []
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["affine.tfm", "field.nii.gz", "transform.h5"]
+    assert str(folder) in widget.status.text() and "affine.tfm" in widget.status.text()
+
+    # affine.tfm is the world-frame matrix of the metrics table, in ITK's (x, y, z) order
+    affine = sitk.AffineTransform(sitk.ReadTransform(str(folder / "affine.tfm")))
+    np.testing.assert_allclose(affine.GetCenter(), 0.0, atol=0)
+    matrix = np.array(affine.GetMatrix()).reshape(3, 3)[::-1, ::-1]
+    np.testing.assert_allclose(matrix, result.affine[:3, :3], atol=1e-9)
+    np.testing.assert_allclose(affine.GetTranslation()[::-1], result.affine[:3, 3], atol=1e-9)
+
+    # field.nii.gz: the displacement field with the fixed layer's geometry
+    field_image = sitk.ReadImage(str(folder / "field.nii.gz"))
+    np.testing.assert_allclose(field_image.GetSpacing()[::-1], SCALE, rtol=1e-6)
+    np.testing.assert_allclose(field_image.GetOrigin()[::-1], TRANSLATE, atol=1e-5)
+    vectors = sitk.GetArrayFromImage(field_image)  # (z, y, x, 3), vectors in (x, y, z)
+    np.testing.assert_allclose(
+        np.moveaxis(vectors[..., ::-1], -1, 0), result.field, atol=1e-4, rtol=0
+    )
+
+    # ITK resampling the moving layer through transform.h5 (and, the field being the affine,
+    # through affine.tfm) gives the widget's warped layer
+    moving = viewer.layers["moving"].data
+    moving_itk, fixed_itk = _itk_image(moving), _itk_image(viewer.layers["fixed"].data)
+    warped = np.asarray(viewer.layers[warped_name("moving")].data)
+    mask = _inside(np.asarray(result.field))
+    assert mask.mean() > 0.3, mask.mean()
+    for name in ("transform.h5", "affine.tfm"):
+        transform = sitk.ReadTransform(str(folder / name))
+        itk = sitk.GetArrayFromImage(
+            sitk.Resample(moving_itk, fixed_itk, transform, sitk.sitkLinear, 0.0,
+                          sitk.sitkFloat64)
+        )
+        np.testing.assert_allclose(warped[mask], itk[mask], atol=1e-3, rtol=0, err_msg=name)
+    # the transform matters: the moving image itself is far from the warped one
+    assert np.abs(moving[mask] - warped[mask]).max() > 0.05
+
+    # a method without an affine stage into the same folder: no affine.tfm is left behind
+    widget.method.value = STUB_ID
+    run_to_finish(qtbot, widget)
+    assert widget.result.affine is None
+    widget.transform_button.click()
+    assert errors == []
+    assert sorted(p.name for p in folder.iterdir()) == ["field.nii.gz", "transform.h5"]
+    assert "removed" in widget.status.text()
+    field_image = sitk.ReadImage(str(folder / "field.nii.gz"))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(field_image)[..., 0], SCALE[-1], rtol=1e-6)
+
+    # a folder that cannot be written: one error for the user, the viewer carries on
+    monkeypatch.setattr(widget, "choose_transform_folder", lambda: str(tmp_path / "gone"))
+    widget.transform_button.click()
+    assert len(errors) == 1 and "gone" in errors[0], errors
+    assert "could not save" in widget.status.text()
+    # a cancelled dialog does nothing
+    monkeypatch.setattr(widget, "choose_transform_folder", lambda: "")
+    widget.transform_button.click()
+    assert len(errors) == 1
