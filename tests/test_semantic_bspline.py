@@ -349,9 +349,9 @@ def test_predict_field_recovers_a_translation_in_mm(tiny_model_file):
                              (1.0, 1.0))
     assert torch.allclose(field[0, 0], torch.full((49, 41), 3.0), atol=1e-4)
     assert torch.allclose(field[0, 1], torch.full((49, 41), -1.0), atol=1e-4)
-    from napari_deepreg.methods import semantic_bspline as sb
+    from napari_deepreg.training import task
 
-    sb._MODELS.clear()  # the weights were changed in place: do not leak them to other tests
+    task._CACHE.clear()  # the weights were changed in place: do not leak them to other tests
 
 
 def test_inference_config_is_checked():

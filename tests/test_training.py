@@ -359,3 +359,19 @@ def test_resample_batch_geometry():
     assert torch.allclose(small["field"][:, :, 2, 3], batch["field"][:, :, 0, 0])
     with pytest.raises(ValueError, match="must have 2 dims"):
         resample_batch(batch, (6, 6, 6))
+
+
+def test_cached_model_is_read_once_and_again_after_a_rewrite(run20, tmp_path):
+    import shutil
+
+    from napari_deepreg.training.task import load_cached_model
+    from napari_deepreg.volume import InputError
+
+    path = tmp_path / "model.pt"
+    shutil.copy(run20.model_path, path)
+    first = load_cached_model(str(path), "cpu", ToyConfig, "toy")
+    assert load_cached_model(str(path), "cpu", ToyConfig, "toy")[0] is first[0]
+    os.utime(path, (1, 1))  # a newer training run rewrote the file
+    assert load_cached_model(str(path), "cpu", ToyConfig, "toy")[0] is not first[0]
+    with pytest.raises(InputError, match="not a semantic_bspline model"):
+        load_cached_model(str(path), "cpu", int, "semantic_bspline")

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -324,22 +323,11 @@ def _pad_centre(x: Tensor, shape: Sequence[int]) -> tuple[Tensor, list[int]]:
     return F.pad(x, pads), before
 
 
-_MODELS: dict[tuple[str, str], tuple[nn.Module, AvsmNetConfig]] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def load_model(source: str, device: torch.device | str = "cpu") -> tuple[AvsmNet, AvsmNetConfig]:
     """``(network in eval mode, its AvsmNetConfig)`` for a zoo id or a model file (cached)."""
-    from ..training.task import load_trained_model
+    from ..training.task import load_cached_model
 
-    key = (str(source), str(device))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            model, config = load_trained_model(source, device=device)
-            if not isinstance(config, AvsmNetConfig):
-                raise InputError(f"{source} is not an {METHOD_ID} model")
-            _MODELS[key] = (model, config)
-        return _MODELS[key]
+    return load_cached_model(source, device, AvsmNetConfig, METHOD_ID)
 
 
 def predict(

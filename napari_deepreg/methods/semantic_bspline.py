@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -463,25 +462,14 @@ def _pad_centre(x: Tensor, shape: Sequence[int]) -> tuple[Tensor, list[slice]]:
     return F.pad(x, pads), crop
 
 
-_MODELS: dict[tuple[str, str], tuple[nn.Module, SemanticBSplineNetConfig]] = {}
-_MODELS_LOCK = threading.Lock()
-
-
 def load_model(source: str, device: torch.device | str = "cpu"):
     """``(network in eval mode, its SemanticBSplineNetConfig)`` for a zoo id or a model file.
 
     Cached per source and device (zoo weights are checked against their sha256 on first load).
     """
-    from ..training.task import load_trained_model
+    from ..training.task import load_cached_model
 
-    key = (str(source), str(device))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            model, config = load_trained_model(source, device=device)
-            if not isinstance(config, SemanticBSplineNetConfig):
-                raise InputError(f"{source} is not a {METHOD_ID} model")
-            _MODELS[key] = (model, config)
-        return _MODELS[key]
+    return load_cached_model(source, device, SemanticBSplineNetConfig, METHOD_ID)
 
 
 def predict_field(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -146,6 +147,34 @@ def load_trained_model(
     model = task.build_model(task.config)
     model.load_state_dict(state)
     return model.to(device).eval(), task.config
+
+
+_CACHE: dict[tuple[str, str, float], tuple[nn.Module, Any]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_cached_model(
+    source: str | Path, device: str | torch.device, config_class: type, method_id: str
+) -> tuple[nn.Module, Any]:
+    """:func:`load_trained_model`, kept in memory per source and device for the next call.
+
+    A registration method calls this on every run; the weights are read (and a zoo file's
+    sha256 checked) only once. A model file rewritten since (a newer training run) is read
+    again. Raises :class:`~napari_deepreg.volume.InputError` when ``source`` is not a model of
+    ``method_id`` (its config is not a ``config_class``).
+    """
+    from ..volume import InputError
+
+    path = Path(source)
+    stamp = path.stat().st_mtime if path.suffix == ".pt" and path.is_file() else 0.0
+    key = (str(source), str(device), stamp)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_trained_model(source, device=device)
+        model, config = _CACHE[key]
+    if not isinstance(config, config_class):
+        raise InputError(f"{source} is not a {method_id} model")
+    return model, config
 
 
 # ----------------------------------------------------------------------------- registry
