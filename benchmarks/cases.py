@@ -14,6 +14,14 @@ measured in. Groups:
     are then downsampled the same way, so they carry the same blur.
 ``2d-slices``
     The same recipe on 1 mm axial / coronal slices of those anatomies.
+``3d-affine``
+    The 2 mm recipe with a *large* random affine (rotations up to 20 deg about each axis,
+    scaling +-15 % per axis, translations up to 15 mm per axis) composed with the same smooth
+    SVF: the misalignment a learned affine stage (``avsm_affine``) is for, and what a
+    deformable-only method meets without a pre-alignment. Held-out seeds; the crop keeps
+    :data:`AFFINE_MARGIN_MM` around the brain (zero-padded beyond the template), as a head scan's
+    field of view would, so the moved brain stays on the grid (``meta["outside_fov_percent"]``
+    says how much of the fixed brain's true correspondents still fall off it).
 ``2d-real``
     ITK's T1 and proton-density slices (same anatomy: the true field is zero, or the known
     13 x 17 pixel shift; the B-spline-deformed one has no published field, but the undeformed PD
@@ -64,8 +72,12 @@ from napari_deepreg.volume import Volume
 
 # bump when a builder changes in a way its parameters do not show: every cached case is rebuilt
 CASES_VERSION = 1
-GROUPS = ("3d-2mm", "3d-1mm", "2d-slices", "2d-real", "phantom")
+GROUPS = ("3d-2mm", "3d-1mm", "3d-affine", "2d-slices", "2d-real", "phantom")
 MARGIN_MM = 8.0  # kept around the brain when cropping
+# kept around the brain for the large-affine cases: 20 deg, 15 % and 15 mm move the edge of a
+# 180 mm brain by 20-40 mm; 24 mm gives about the field of view the avsm models train on
+# (192 x 224 x 192 mm)
+AFFINE_MARGIN_MM = 24.0
 
 
 class CaseUnavailable(RuntimeError):
@@ -294,14 +306,24 @@ def foreground(image: np.ndarray, labels: np.ndarray | None = None,
     return ndimage.binary_fill_holes(mask)
 
 
-def crop_box(mask: np.ndarray, spacing: Sequence[float], step: int = 1) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` plus :data:`MARGIN_MM`, each size ``step * k + 1`` voxels (so a
-    ``step``-times coarser align-corners grid shares the corner voxels)."""
+def crop_box(mask: np.ndarray, spacing: Sequence[float], step: int = 1,
+             margin_mm: float = MARGIN_MM, inside: bool = True) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` plus ``margin_mm``, each size ``step * k + 1`` voxels (so a
+    ``step``-times coarser align-corners grid shares the corner voxels).
+
+    With ``inside`` the box is clipped to the array; without, it keeps the whole margin and may
+    reach past either end (a negative start, a stop past the size): cut it with
+    :func:`crop_padded`, which pads with zeros.
+    """
     box = []
     for axis, n in enumerate(mask.shape):
         hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        margin = int(math.ceil(MARGIN_MM / spacing[axis]))
-        lo, hi = max(0, int(hits[0]) - margin), min(n - 1, int(hits[-1]) + margin)
+        margin = int(math.ceil(margin_mm / spacing[axis]))
+        lo, hi = int(hits[0]) - margin, int(hits[-1]) + margin
+        if not inside:
+            box.append(slice(lo, lo + step * max(1, math.ceil((hi - lo) / step)) + 1))
+            continue
+        lo, hi = max(0, lo), min(n - 1, hi)
         k = max(1, math.ceil((hi - lo) / step))
         lo = max(0, min(lo, n - 1 - step * k))
         k = min(k, (n - 1 - lo) // step)
@@ -309,10 +331,19 @@ def crop_box(mask: np.ndarray, spacing: Sequence[float], step: int = 1) -> tuple
     return tuple(box)
 
 
+def crop_padded(array: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """``array[box]`` for a box that may reach outside the array (zeros there)."""
+    before = [max(0, -s.start) for s in box]
+    after = [max(0, s.stop - n) for s, n in zip(box, array.shape, strict=True)]
+    padded = np.pad(array, list(zip(before, after, strict=True)))
+    return np.ascontiguousarray(padded[tuple(slice(s.start + b, s.stop + b)
+                                             for s, b in zip(box, before, strict=True))])
+
+
 def _crop(volume: Volume, box: tuple[slice, ...]) -> Volume:
     start = np.array([s.start for s in box], dtype=float)
     origin = np.asarray(volume.origin) + volume.direction_matrix() @ (start * volume.spacing)
-    return Volume(np.ascontiguousarray(volume.array[box]), volume.spacing, tuple(origin),
+    return Volume(crop_padded(volume.array, box), volume.spacing, tuple(origin),
                   volume.direction, volume.name)
 
 
@@ -449,6 +480,45 @@ def build_synthetic_3d(anatomy: str, resolution_mm: int, seed: int, svf_mm: floa
         name, f"3d-{resolution_mm}mm", image, labels, seed, deform, contrast, factor,
         f"{what} at {resolution_mm} mm, synthetic affine + SVF deformation and contrast change",
     )
+
+
+def outside_fov_percent(field: np.ndarray, spacing: Sequence[float],
+                        mask: np.ndarray) -> float:
+    """Percent of ``mask`` voxels ``x`` whose correspondent ``x + field(x)`` (``field`` ``(D, *S)``
+    mm, pull-back) lies outside the grid: moving-image content no registration can recover."""
+    shape = mask.shape
+    axes = np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij")
+    outside = np.zeros(shape, bool)
+    for axis, (grid, s, n) in enumerate(zip(axes, spacing, shape, strict=True)):
+        position = grid + field[axis] / s
+        outside |= (position < 0) | (position > n - 1)
+    return float(100.0 * outside[mask].mean()) if mask.any() else 0.0
+
+
+def build_affine_3d(anatomy: str, resolution_mm: int, seed: int, margin_mm: float,
+                    svf_mm: float, smooth_mm: float, rotate_deg: float, scale: float,
+                    shift_mm: float, gamma: Sequence[float], bias: float,
+                    noise: float) -> BenchCase:
+    """A ``3d-affine`` pair: like :func:`build_synthetic_3d` with a large affine, on a grid that
+    keeps ``margin_mm`` around the brain (zero-padded past the template's own grid)."""
+    image, labels, what = load_anatomy(anatomy)
+    factor = int(round(resolution_mm / min(image.spacing)))
+    box = crop_box(foreground(image.array, labels), image.spacing, step=factor,
+                   margin_mm=margin_mm, inside=False)
+    image = _crop(image, box)
+    labels = crop_padded(labels, box)
+    deform = {"svf_mm": svf_mm, "smooth_mm": smooth_mm, "rotate_deg": rotate_deg,
+              "scale": scale, "shift_mm": shift_mm}
+    contrast = {"gamma": gamma, "bias": bias, "noise": noise}
+    case = synthetic_case(
+        f"{anatomy}_{resolution_mm}mm_affine", "3d-affine", image, labels, seed, deform,
+        contrast, factor,
+        f"{what} at {resolution_mm} mm, large synthetic affine (up to {rotate_deg:g} deg, "
+        f"+-{100 * scale:g} %, {shift_mm:g} mm) + SVF deformation and contrast change",
+    )
+    case.meta["outside_fov_percent"] = outside_fov_percent(case.true_field, case.spacing,
+                                                           case.mask)
+    return case
 
 
 def build_synthetic_slice(anatomy: str, plane: str, position: float, seed: int, svf_mm: float,
@@ -602,6 +672,9 @@ _DEFORM_3D = {"svf_mm": 6.0, "smooth_mm": 16.0, "rotate_deg": 2.0, "scale": 0.02
               "shift_mm": 2.0}
 _DEFORM_2D = {"svf_mm": 6.0, "smooth_mm": 12.0, "rotate_deg": 3.0, "scale": 0.03,
               "shift_mm": 2.0}
+# the 3d-affine cases: the issue's large affines (as the avsm models train on) + the same SVF
+_DEFORM_AFFINE = {"svf_mm": 6.0, "smooth_mm": 16.0, "rotate_deg": 20.0, "scale": 0.15,
+                  "shift_mm": 15.0}
 # contrast change: gamma in range, smooth multiplicative bias of +-bias, Gaussian noise (fraction
 # of the 99th intensity percentile)
 _CONTRAST = {"gamma": (0.75, 1.33), "bias": 0.15, "noise": 0.01}
@@ -614,6 +687,10 @@ def _build_registry_specs() -> list[CaseSpec]:
         for mm, group in ((2, "3d-2mm"), (1, "3d-1mm")):
             specs.append(_spec(f"{anatomy}_{mm}mm", group, build_synthetic_3d, anatomy=anatomy,
                                resolution_mm=mm, seed=seed + mm, **_DEFORM_3D, **_CONTRAST))
+        # held-out seeds: no other case uses them
+        specs.append(_spec(f"{anatomy}_2mm_affine", "3d-affine", build_affine_3d,
+                           anatomy=anatomy, resolution_mm=2, seed=seed + 5000,
+                           margin_mm=AFFINE_MARGIN_MM, **_DEFORM_AFFINE, **_CONTRAST))
     slices = (("mni2009c_dkt", "axial", 0.55, 411), ("mni2009c_dkt", "coronal", 0.5, 412),
               ("cat12_lpba40", "axial", 0.6, 421), ("mni2009a_tissues", "coronal", 0.45, 431))
     for anatomy, plane, position, seed in slices:
@@ -644,29 +721,36 @@ _ALL_2D = [n for n, s in CASES.items() if s.group in ("2d-slices", "2d-real")]
 SUITES: dict[str, list[str]] = {
     "tiny": ["phantom_2d", "phantom_3d"],
     "quick": ["slice_mni2009c_dkt_axial", "slice_mni2009a_tissues_coronal", "itk_t1_pd",
-              "itk_t1_pd_shifted", "itk_pd_bspline", "elastix_pair", "mni2009c_dkt_2mm"],
+              "itk_t1_pd_shifted", "itk_pd_bspline", "elastix_pair", "mni2009c_dkt_2mm",
+              "mni2009a_tissues_2mm_affine"],
     "full": [n for n, s in CASES.items() if s.group == "3d-2mm"]
-    + [n for n, s in CASES.items() if s.group == "3d-1mm"] + _ALL_2D,
+    + [n for n, s in CASES.items() if s.group == "3d-1mm"]
+    + [n for n, s in CASES.items() if s.group == "3d-affine"] + _ALL_2D,
 }
 
 
 
 __all__ = [
+    "AFFINE_MARGIN_MM",
     "CASES",
     "GROUPS",
     "SUITES",
     "BenchCase",
     "CaseSpec",
     "CaseUnavailable",
+    "build_affine_3d",
     "build_elastix_pair",
     "build_itk_pair",
     "build_phantom",
     "build_synthetic_3d",
     "build_synthetic_slice",
     "case_path",
+    "crop_box",
+    "crop_padded",
     "deformation_pair",
     "get_case",
     "load_anatomy",
+    "outside_fov_percent",
     "random_affine_matrix",
     "suite_cases",
 ]

@@ -114,6 +114,72 @@ def test_random_affine_matrix_is_bounded_rigid_ish():
     assert np.all(np.abs(linear @ centre + matrix[:3, 3] - centre) <= 2.0 + 1e-9)
 
 
+def test_crop_box_outside_the_array_pads_with_zeros():
+    array = np.arange(100, dtype=np.float32).reshape(10, 10) + 1
+    mask = np.zeros((10, 10), bool)
+    mask[2:4, 5:8] = True
+    box = cases.crop_box(mask, (1.0, 1.0), margin_mm=3.0, inside=False)
+    assert box == (slice(-1, 7), slice(2, 11))
+    crop = cases.crop_padded(array, box)
+    assert crop.shape == (8, 9)
+    assert np.all(crop[0] == 0) and np.all(crop[:, -1] == 0)  # the padded row and column
+    np.testing.assert_array_equal(crop[1:, :-1], array[0:7, 2:10])
+    # clipped to the array (the default) nothing changes for the existing cases
+    assert cases.crop_box(mask, (1.0, 1.0), margin_mm=3.0) == (slice(0, 7), slice(2, 10))
+    # a box of odd size for a 2-times coarser grid
+    assert all((s.stop - s.start - 1) % 2 == 0 for s in
+               cases.crop_box(mask, (1.0, 1.0), step=2, margin_mm=3.0, inside=False))
+
+
+def _small_anatomy(name: str):
+    """A 1 mm ellipsoid 'brain' (52 x 64 x 48 mm) with five labels, standing in for a template."""
+    from napari_deepreg.volume import Volume
+
+    shape = (70, 80, 66)
+    z, y, x = np.meshgrid(*[np.arange(n) - (n - 1) / 2 for n in shape], indexing="ij")
+    r = (z / 26) ** 2 + (y / 32) ** 2 + (x / 24) ** 2
+    labels = np.where(r < 1, 1 + (y > 0) + 2 * (x > 0), 0).astype(np.int32)
+    labels[r < 0.3] = 5
+    image = np.array([0, 0.3, 0.5, 0.7, 0.9, 1.0], np.float32)[labels]
+    return Volume(image, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), labels, "small ellipsoid"
+
+
+def test_affine_cases_are_registered_in_the_suites():
+    affine = [n for n, s in cases.CASES.items() if s.group == "3d-affine"]
+    assert sorted(affine) == ["cat12_lpba40_2mm_affine", "mni2009a_tissues_2mm_affine",
+                              "mni2009c_dkt_2mm_affine"]
+    assert "3d-affine" in cases.GROUPS
+    assert set(affine) <= set(cases.SUITES["full"])
+    assert [n for n in cases.SUITES["quick"] if n in affine] == ["mni2009a_tissues_2mm_affine"]
+    used = {s.params["seed"] for n, s in cases.CASES.items() if "seed" in s.params
+            and n not in affine}
+    for name in affine:
+        params = cases.CASES[name].params
+        assert params["seed"] not in used  # held-out seeds
+        assert (params["rotate_deg"], params["scale"], params["shift_mm"]) == (20.0, 0.15, 15.0)
+
+
+def test_affine_case_true_field_registers_the_labels(monkeypatch):
+    """The 3d-affine recipe (20 deg, 15 %, 15 mm + SVF, 2 mm from 1 mm) on a small stand-in
+    anatomy: the stored true field carries the moving labels back onto the fixed ones."""
+    monkeypatch.setattr(cases, "load_anatomy", _small_anatomy)
+    params = cases.CASES["mni2009a_tissues_2mm_affine"].params
+    case = cases.build_affine_3d(**params)
+    assert case.group == "3d-affine" and case.spacing == (2.0, 2.0, 2.0)
+    assert case.true_field.shape == (3, *case.shape)
+    # the grid keeps the margin around the brain: origin and world centre of the labels
+    centroid = np.argwhere(case.fixed_labels > 0).mean(0) * 2.0 + np.asarray(case.fixed.origin)
+    np.testing.assert_allclose(centroid, [34.5, 39.5, 32.5], atol=1.0)
+    assert min(case.fixed.origin) < 0  # the 24 mm margin reaches past the stand-in's grid
+    before = mean_dice(case.fixed_labels, case.moving_labels)
+    magnitude = np.sqrt((case.true_field**2).sum(0))[case.mask]
+    assert magnitude.mean() > 8.0 and before < 0.5  # a large misalignment
+    assert _warped_dice(case, case.true_field) > 0.94
+    assert _warped_dice(case, -case.true_field) < before  # the sign matters
+    assert case.meta["deformation"]["inverse_residual_max_interior_mm"] < 0.01
+    assert case.meta["outside_fov_percent"] < 1.0
+
+
 @pytest.mark.registry
 def test_itk_shifted_pair_truth_is_the_13_by_17_shift(tmp_path):
     from napari_deepreg.data.registry import RegistryError
