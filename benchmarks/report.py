@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-GROUP_ORDER = ("3d-2mm", "3d-1mm", "2d-slices", "2d-real", "phantom")
+GROUP_ORDER = ("3d-2mm", "3d-1mm", "3d-affine", "2d-slices", "2d-real", "phantom")
 
 # (row key, column title, format): the columns of every table, in order
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -1,6 +1,6 @@
 """The benchmark in one command: every method and the classical peers, side by side, same cases.
 
-    python -m benchmarks.run --suite quick                 # 2D cases + one 3D 2 mm case
+    python -m benchmarks.run --suite quick                 # 2D cases, one 3D 2 mm, one large-affine
     python -m benchmarks.run --suite full                  # + every 3D case at 2 mm and 1 mm
     python -m benchmarks.run --cases phantom_2d,itk_t1_pd_shifted --methods identity,instance_opt
     python -m benchmarks.run --list                        # cases, suites, methods
