@@ -25,12 +25,6 @@ from benchmarks import ablation_avsm as ab  # noqa: E402
 LOG_HEADER = "step,loss,val_dice_before,val_dice,val_fold_percent,val_ice_log,val_epe\n"
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_log(folder: Path, rows: list[tuple]) -> None:

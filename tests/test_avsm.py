@@ -190,15 +190,6 @@ def _texture_batch() -> dict:
             "moving_labels": (moving > 0.5).long(), "field": field, "spacing": (2.0, 2.0)}
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: the machine is shared, and tiny nets are faster on one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("stage", ["affine", "vsvf"])
 def test_training_steps_lower_the_loss(stage, one_thread):
     torch.manual_seed(1)

@@ -30,13 +30,6 @@ FAST_OPT = "instance_opt:levels=2:iterations=40:affine_first=false"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads can be many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
