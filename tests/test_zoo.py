@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -206,3 +208,23 @@ def test_shipped_manifest_is_valid_and_every_file_matches(monkeypatch):
     for entry in zoo.list_models():
         zoo.verify_file(zoo.model_path(entry), entry.sha256)
         assert entry.size_bytes <= zoo.SIZE_BUDGET_BYTES
+
+
+def test_benchmark_figures_of_zoo_models_go_into_the_manifest(model_file, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import record_zoo
+
+    zoo.export_to_zoo(model_file, "b_model", zoo_dir=tmp_path)
+    row = {"case": "c1", "kind": "zoo", "status": "ok", "dice_before": 0.5, "dice_after": 0.81234,
+           "epe_mm": None, "fold_percent": 0.0}
+    results = {"command": "python -m benchmarks.run --suite quick", "started": "2026-11-21T09:00",
+               "rows": [{**row, "method": "b_model"},
+                        {**row, "method": "b_model:refine=true", "dice_after": 0.9},  # overridden
+                        {**row, "method": "gone_model"},  # not in this zoo
+                        {**row, "method": "instance_opt", "kind": "pipeline"}]}
+    assert record_zoo.record(results, tmp_path) == ["b_model"]
+    (entry,) = zoo.list_models(tmp_path)
+    assert entry.benchmark == {"command": "python -m benchmarks.run --suite quick",
+                               "date": "2026-11-21",
+                               "cases": {"c1": {"dice_before": 0.5, "dice_after": 0.8123,
+                                                "fold_percent": 0.0}}}
