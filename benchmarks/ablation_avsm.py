@@ -72,6 +72,8 @@ RUNS: dict[str, RunSpec] = {s.key: s for s in (
             "single-step affine, no affine symmetry loss"),
     RunSpec("vsvf", "runs/avsm_vsvf_3d", "configs/avsm_vsvf_3d.yaml",
             "vSVF momentum net on the frozen multi-step affine net"),
+    RunSpec("vsvf_nosym", "runs/avsm_vsvf_nosym_3d", "configs/avsm_vsvf_nosym_3d.yaml",
+            "the same vSVF run without its symmetry loss (lambda_vs = 0)"),
 )}
 AFFINE_KEYS = ("affine1", "affine5", "affine1_ncc", "affine1_nosym")
 # (title, the runs compared, what the paper claims, whether the runs start alike so that their
@@ -83,6 +85,8 @@ COMPARISONS = (
     ("mk-LNCC vs NCC", ("affine1", "affine1_ncc"), "mk-LNCC beats NCC (Af-MK)", True),
     ("affine symmetry loss", ("affine1", "affine1_nosym"),
      "the symmetry loss lowers the inverse-consistency error (Af-Sym)", True),
+    ("vSVF symmetry loss", ("vsvf", "vsvf_nosym"),
+     "the vSVF symmetry loss lowers the inverse-consistency error (vSVF-Sym)", True),
 )
 FIGURES = ("dice", "epe", "fold_percent", "ice_log")
 LOG_FIGURES = {"val_dice": "dice", "val_epe": "epe", "val_fold_percent": "fold_percent",
@@ -318,7 +322,7 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
                          *_FIG_HEADER], rows, 1) + [""]
     # 2 and 3: single-step comparisons at 1 test step
     headings = ("2. mk-LNCC vs NCC (Af-MK)", "3. Affine symmetry loss (Af-Sym)")
-    for heading, (_, keys, claim, _) in zip(headings, COMPARISONS[1:], strict=True):
+    for heading, (_, keys, claim, _) in zip(headings, COMPARISONS[1:3], strict=True):
         lines += [f"## {heading}, single-step runs, 1 test step", "", f"Paper: {claim}.", ""]
         if not needs(keys):
             continue
@@ -348,8 +352,15 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
                       f"{_fmt(reference[0].get('dice'), 3)}, EPE "
                       f"{_fmt(reference[0].get('epe'), 2)} mm (section 1)."]
         lines += [""]
+    # 5. vSVF symmetry loss
+    lines += [f"## 5. vSVF symmetry loss (vSVF-Sym); {results['vsvf_affine_steps']} affine "
+              "steps", "", f"Paper: {COMPARISONS[3][2]}.", ""]
+    if needs(("vsvf", "vsvf_nosym")):
+        rows = [[key, _trained(runs[key]), str(r["vsvf_steps"]), *_cells(r)]
+                for key in ("vsvf", "vsvf_nosym") for r in _rows_for(results, key)]
+        lines += _table(["run", "training steps", "vSVF steps", *_FIG_HEADER], rows, 1) + [""]
     # the training logs at equal steps
-    lines += ["## Comparisons 2 and 3 from the training logs at equal training steps", "",
+    lines += ["## Comparisons 2, 3 and 5 from the training logs at equal training steps", "",
               "The runs above may have trained for different numbers of steps; these are the "
               "validation figures both runs logged at the last step both reached (the same 8 "
               "validation pairs and seeds for every run, 1 step as trained).", ""]

@@ -79,7 +79,7 @@ def test_report_from_fake_evaluations(tmp_path):
     def fake_evaluate(model, affine_steps, vsvf_steps, pairs, seed):
         calls.append((Path(model).parent.name, tuple(affine_steps), tuple(vsvf_steps)))
         scale = {"affine1": 0.4, "affine5": 0.6, "affine1_ncc": 0.35, "affine1_nosym": 0.38,
-                 "vsvf": 0.6}[Path(model).parent.name]
+                 "vsvf": 0.6, "vsvf_nosym": 0.59}[Path(model).parent.name]
         return [{"affine_steps": a, "vsvf_steps": v, "dice": scale + 0.01 * a + 0.02 * v,
                  "dice_before": 0.27, "fold_percent": 0.1 * v, "ice_log": -8.0, "epe": 5.0}
                 for a in affine_steps for v in vsvf_steps]
@@ -103,6 +103,8 @@ def test_report_from_fake_evaluations(tmp_path):
     assert "| affine1_ncc | - | - | 300 | 0.360 |" in table  # 1 test step
     assert "| 4 | 0.750 | 5.00 | 0.400 | -8.00 |" in table  # vsvf: 0.6 + 0.07 + 0.08
     assert "| mk-LNCC vs NCC | affine1_ncc | 300 | 0.370 |" in table
+    assert "| vsvf_nosym | 300 | 4 | 0.740 |" in table  # section 5: 0.59 + 0.07 + 0.08
+    assert "| vSVF symmetry loss | vsvf_nosym | 300 |" in table
     assert "multi-step vs single-step affine | affine" not in table  # not alike: no log check
     # a run evaluated on other pairs is flagged
     results["evaluations"]["vsvf"][0]["dice_before"] = 0.3
@@ -153,7 +155,8 @@ def test_ablation_end_to_end_on_tiny_untrained_models(tmp_path, one_thread):
                                   log=lambda _: None)
     except RegistryError as error:
         pytest.skip(f"MNI 2009a template unavailable: {error}")
-    assert sorted(results["missing"]) == ["affine1_ncc", "affine1_nosym", "affine5"]
+    assert sorted(results["missing"]) == ["affine1_ncc", "affine1_nosym", "affine5",
+                                          "vsvf_nosym"]
     assert not results["notes"]  # both runs saw the same pair
     assert sorted(results["evaluations"]) == ["affine1", "vsvf"]
     assert len(results["evaluations"]["affine1"]) == 2
