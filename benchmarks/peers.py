@@ -248,9 +248,11 @@ def ants_syn(
     (40, 20, 0)); ``options`` go to ``ants.registration`` unchanged. The forward transforms
     (warp, then affine) are composed into one displacement field on the fixed grid by
     ``ants.apply_transforms(..., compose=...)``: ITK's physical displacement ``T(x) - x``,
-    (x, y, z) order. antspyx arrays are indexed (x, y, z), hence the transposes. ``seed`` fixes
-    ANTs' sampling, but with several threads the result still varies slightly from run to run
-    (ANTs is reproducible only with ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1``).
+    (x, y, z) order. antspyx arrays are indexed (x, y, z), hence the transposes. ``seed`` is
+    passed to ANTs, yet the affine stage is not reproducible here even on one ITK thread: on a
+    small 2D test pair about 1 run in 7 ended far off (15 + 15 runs, seeds 0 and 1), while
+    ``type_of_transform="SyNOnly"`` gave the same result every time. Benchmark rows of this peer
+    can therefore vary between runs.
     """
     import ants
 
