@@ -20,7 +20,7 @@ from .grid import (
     world_to_voxel,
 )
 from .jacobian import jacobian_determinant, jacobian_matrix
-from .smooth import gaussian_kernel1d, gaussian_smooth, resize
+from .smooth import gaussian_kernel1d, gaussian_smooth, resize, resize_separable
 from .warp import warp_image, warp_labels
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "jacobian_determinant",
     "jacobian_matrix",
     "resize",
+    "resize_separable",
     "resized_spacing",
     "sampling_grid",
     "scale_field_to_voxels",

@@ -38,7 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import jacobian_determinant, resized_spacing, warp_image, warp_labels
+from ..core import (
+    jacobian_determinant,
+    resize_separable,
+    resized_spacing,
+    warp_image,
+    warp_labels,
+)
 from ..nets.semantic_bspline import COMBINE, SemanticBSplineNet, half_grid
 from ..training.task import Batch, TrainTask, register_task
 from ..volume import InputError, Volume
@@ -402,51 +408,6 @@ def working_grid(
             for p, q in zip(padded, min_shape, strict=True)
         )
     return resampled, new_spacing, padded
-
-
-def _axis_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``(m, n)`` matrix resampling ``n`` samples to ``m`` (corners fixed, linear), with a
-    Gaussian of sigma ``0.5 * (n - 1) / (m - 1)`` samples first when shrinking (replicated
-    borders): the 1D operator of :func:`napari_deepreg.core.resize`."""
-    step = (n - 1) / max(m - 1, 1)
-    pos = torch.arange(m, dtype=torch.float64) * step
-    lo = pos.floor().long().clamp(0, n - 1)
-    hi = (lo + 1).clamp(max=n - 1)
-    frac = pos - lo
-    rows = torch.arange(m)
-    matrix = torch.zeros(m, n, dtype=torch.float64)
-    matrix.index_put_((rows, lo), 1 - frac, accumulate=True)
-    matrix.index_put_((rows, hi), frac, accumulate=True)
-    if step > 1:
-        sigma = 0.5 * step
-        radius = max(1, math.ceil(2.0 * sigma))
-        taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-        kernel /= kernel.sum()
-        smooth = torch.zeros(n, n, dtype=torch.float64)
-        idx = torch.arange(n)
-        for offset, weight in zip(taps.long().tolist(), kernel.tolist(), strict=True):
-            smooth.index_put_((idx, (idx + offset).clamp(0, n - 1)),
-                              torch.full((n,), weight, dtype=torch.float64), accumulate=True)
-        matrix = matrix @ smooth
-    return matrix.to(dtype=dtype, device=device)
-
-
-def resize_separable(x: Tensor, shape: Sequence[int]) -> Tensor:
-    """:func:`napari_deepreg.core.resize` (anti-aliased, corners fixed) as one matrix product
-    per axis, last axis first, so each product works on an already reduced array.
-
-    Same result as ``core.resize`` to float precision; about 35 times faster when shrinking a
-    1 mm brain volume to the working grid (0.1 s instead of 3.6 s on one CPU thread), which is
-    what keeps a 1 mm pair within the time budget.
-    """
-    for axis in reversed(range(x.ndim - 2)):
-        dim = 2 + axis
-        n, m = x.shape[dim], int(shape[axis])
-        if n != m:
-            matrix = _axis_matrix(n, m, x.dtype, x.device)
-            x = torch.matmul(x.movedim(dim, -1), matrix.t()).movedim(-1, dim)
-    return x.contiguous()
 
 
 def _pad_centre(x: Tensor, shape: Sequence[int]) -> tuple[Tensor, list[slice]]:
