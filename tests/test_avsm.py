@@ -166,6 +166,24 @@ def test_multi_gaussian_keeps_constants_and_is_positive():
     assert v.std() < m.std()  # smoothing
 
 
+def test_multi_gaussian_operator_is_symmetric_positive_semidefinite():
+    # The regulariser <m, K m> must be a (semi-)norm: a kernel with a negative direction lets
+    # the network drive the loss to minus infinity. Build K as a matrix on a small grid with
+    # the shipped sigmas (the largest wider than the grid) and look at its spectrum.
+    shape, spacing = (10, 13), (8.0, 8.0)
+    n = shape[0] * shape[1]
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, *shape)
+    extent = max(shape) * 8.0
+    sigmas = [f * extent for f in (0.05, 0.1, 0.15, 0.2, 0.25)]
+    k = multi_gaussian_smooth(basis, spacing, sigmas, [0.067, 0.133, 0.2, 0.267, 0.333])
+    k = k.reshape(n, n)
+    torch.testing.assert_close(k, k.T, atol=1e-12, rtol=0)
+    eig = torch.linalg.eigvalsh(k)
+    assert eig.min() > -1e-10
+    assert eig.max() < 1 + 1e-9
+    torch.testing.assert_close(k.sum(1), torch.ones(n, dtype=torch.float64))  # keeps constants
+
+
 # ----------------------------------------------------------------------------- training
 
 

@@ -22,8 +22,23 @@ def gaussian_kernel1d(
     return k / k.sum()
 
 
+def _symmetric_index(n: int, radius: int, device=None) -> Tensor:
+    """Indices of a length-``n`` axis extended by ``radius`` on each side by half-sample mirroring.
+
+    The extension is ``... x1 x0 | x0 x1 ... x(n-1) | x(n-1) x(n-2) ...`` repeated as often as
+    needed, so any radius works, even one larger than the axis.
+    """
+    j = torch.arange(-radius, n + radius, device=device) % (2 * n)
+    return torch.where(j >= n, 2 * n - 1 - j, j)
+
+
 def conv1d_along(x: Tensor, kernel: Tensor, axis: int, padding_mode: str = "replicate") -> Tensor:
-    """Convolve ``(N, C, *spatial)`` with a 1D ``kernel`` along spatial ``axis`` (0-based)."""
+    """Convolve ``(N, C, *spatial)`` with a 1D ``kernel`` along spatial ``axis`` (0-based).
+
+    ``padding_mode``: ``"replicate"`` (edge value), ``"symmetric"`` (half-sample mirror; with a
+    symmetric kernel the operator is then a symmetric matrix that keeps constants) or any mode of
+    ``F.pad``.
+    """
     if kernel.numel() == 1:
         return x * kernel
     dim = 2 + axis
@@ -31,25 +46,35 @@ def conv1d_along(x: Tensor, kernel: Tensor, axis: int, padding_mode: str = "repl
     shape = moved.shape
     flat = moved.reshape(-1, 1, shape[-1])
     radius = kernel.numel() // 2
-    mode = padding_mode
-    if mode == "replicate" or shape[-1] <= radius:
-        mode = "replicate"
-    flat = F.pad(flat, (radius, radius), mode=mode)
+    if padding_mode == "symmetric":
+        flat = flat.index_select(-1, _symmetric_index(shape[-1], radius, flat.device))
+    else:
+        mode = padding_mode
+        if mode == "replicate" or shape[-1] <= radius:
+            mode = "replicate"
+        flat = F.pad(flat, (radius, radius), mode=mode)
     out = F.conv1d(flat, kernel.view(1, 1, -1).to(flat))
     return out.reshape(shape).movedim(-1, dim)
 
 
-def gaussian_smooth(x: Tensor, sigma: float | Sequence[float], truncate: float = 3.0) -> Tensor:
+def gaussian_smooth(
+    x: Tensor,
+    sigma: float | Sequence[float],
+    truncate: float = 3.0,
+    padding_mode: str = "replicate",
+) -> Tensor:
     """Gaussian smoothing of ``(N, C, *spatial)`` with ``sigma`` in voxels (scalar or per axis).
 
-    Borders are replicated, so a constant image stays constant.
+    Borders are replicated by default, so a constant image stays constant (``"symmetric"`` keeps
+    constants too and makes the operator a symmetric matrix).
     """
     ndim = x.ndim - 2
     sigmas = [float(sigma)] * ndim if isinstance(sigma, (int, float)) else list(sigma)
     if len(sigmas) != ndim:
         raise ValueError(f"sigma needs {ndim} values, got {sigmas}")
     for axis, s in enumerate(sigmas):
-        x = conv1d_along(x, gaussian_kernel1d(s, truncate, x.device, x.dtype), axis)
+        kernel = gaussian_kernel1d(s, truncate, x.device, x.dtype)
+        x = conv1d_along(x, kernel, axis, padding_mode)
     return x
 
 

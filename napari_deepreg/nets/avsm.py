@@ -91,15 +91,23 @@ def multi_gaussian_smooth(
     sigmas_mm: Sequence[float],
     weights: Sequence[float],
 ) -> Tensor:
-    """``sum_k w_k G_{sigma_k} * m`` with ``sigma_k`` in mm (the vSVF's ``(L^+ L)^{-1}``).
+    """``v = K m = sum_k w_k G_k G_k m``, ``G_k`` a Gaussian of ``sigma_k / sqrt(2)`` (mm).
 
-    Weights are normalised to sum to 1, so a constant momentum gives the same velocity.
+    This is the vSVF's ``(L^+ L)^{-1}``: each ``G_k G_k`` is a Gaussian of ``sigma_k``. Applying
+    the half-width Gaussian twice with half-sample mirrored borders makes ``G_k`` a symmetric
+    matrix, so ``K`` is positive semi-definite and the regulariser ``<m, K m> =
+    sum_k w_k |G_k m|^2`` can never be negative. (One replicate-padded Gaussian is not symmetric;
+    its quadratic form has negative directions that a network learns to exploit, driving the
+    regulariser to minus infinity.) Weights are normalised to sum to 1, so a constant momentum
+    gives the same velocity.
     """
     total = float(sum(weights))
     out = momentum.new_zeros(momentum.shape)
     for s, w in zip(sigmas_mm, weights, strict=True):
-        sig_vox = [s / sp for sp in spacing]
-        out = out + (w / total) * gaussian_smooth(momentum, sig_vox, truncate=2.5)
+        half = [s / math.sqrt(2.0) / sp for sp in spacing]
+        g = gaussian_smooth(momentum, half, truncate=3.0, padding_mode="symmetric")
+        g = gaussian_smooth(g, half, truncate=3.0, padding_mode="symmetric")
+        out = out + (w / total) * g
     return out
 
 

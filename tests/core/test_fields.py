@@ -106,6 +106,19 @@ def test_gaussian_smooth_keeps_constants_and_mass():
     assert var_y == pytest.approx(4.0, rel=0.02)
 
 
+@pytest.mark.parametrize("sigma", [1.5, 6.0])  # kernel radius within and wider than the axis
+def test_symmetric_padding_mirrors_half_sample_and_gives_a_symmetric_operator(sigma):
+    n = 9
+    x = torch.arange(n, dtype=torch.float64).reshape(1, 1, n)
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, 1, n)
+    k = gaussian_smooth(basis, sigma, padding_mode="symmetric").reshape(n, n)
+    torch.testing.assert_close(k, k.T, atol=1e-12, rtol=0)
+    torch.testing.assert_close(k.sum(1), torch.ones(n, dtype=torch.float64))
+    # a linear ramp's mean is kept (column sums are 1 too)
+    y = gaussian_smooth(x, sigma, padding_mode="symmetric")
+    torch.testing.assert_close(y.sum(), x.sum())
+
+
 def test_resize_keeps_corners_and_spacing_formula():
     x = world_grid((11, 21))[None, 1:2]  # x coordinate, linear
     small = resize(x, (6, 11), antialias=False)
