@@ -43,7 +43,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import jacobian_determinant, resize, resized_spacing, warp_image, warp_labels
+from ..core import (
+    jacobian_determinant,
+    resize,
+    resize_separable,
+    resized_spacing,
+    warp_image,
+    warp_labels,
+)
 from ..losses import functional as L
 from ..nets.avsm import (
     AvsmNet,
@@ -347,7 +354,8 @@ def predict(
     """
     shape = tuple(fixed.shape[2:])
     resampled, w_spacing, padded = working_grid(shape, spacing, net_config.voxel_size)
-    pair = resize(torch.cat([fixed, moving], 0).float(), resampled)
+    # the fast matrix form of the anti-aliased resize: shrinking a 1 mm pair costs 0.1 s, not 3 s
+    pair = resize_separable(torch.cat([fixed, moving], 0).float(), resampled)
     pair, before = _pad_centre(pair, padded)
     with torch.no_grad():
         a, b = model.predict_affine(pair[:1], pair[1:], w_spacing, affine_steps)[-1]
