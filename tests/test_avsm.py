@@ -237,6 +237,33 @@ def test_training_steps_lower_the_loss(stage, one_thread):
         assert all(not p.requires_grad for p in model.affine.parameters())
 
 
+def test_vsvf_stage_takes_the_affine_of_one_model_and_the_momentum_net_of_another(tmp_path):
+    from napari_deepreg import zoo
+
+    def saved(stage, seed, name):
+        torch.manual_seed(seed)
+        task = avsm.AvsmTask(_tiny_config(stage))
+        model = task.build_model(task.config)
+        path = tmp_path / name
+        zoo.save_model_file(path, avsm.METHOD_ID, task.config_dict(), model.state_dict(), {})
+        return path, model.state_dict()
+
+    affine_path, affine_state = saved("affine", 1, "affine.pt")
+    vsvf_path, vsvf_state = saved("vsvf", 2, "vsvf.pt")
+    task = avsm.AvsmTask(_tiny_config("vsvf", init_from=str(affine_path),
+                                      init_momentum_from=str(vsvf_path)))
+    task._training = True
+    state = task.build_model(task.config).state_dict()
+    for k, v in state.items():
+        source = vsvf_state if k.startswith("momentum.") else affine_state
+        assert torch.equal(v, source[k]), k
+    # an affine-only file has no momentum net to give
+    task = avsm.AvsmTask(_tiny_config("vsvf", init_momentum_from=str(affine_path)))
+    task._training = True
+    with pytest.raises(ValueError, match="momentum net"):
+        task.build_model(task.config)
+
+
 # ----------------------------------------------------------------------------- inference
 
 

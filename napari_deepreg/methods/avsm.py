@@ -161,6 +161,9 @@ class AvsmNetConfig:
         pairs_per_epoch: pairs that make one "epoch" ``n`` of ``lambda_ar`` (counted in the
             model, so resumed runs continue the schedule).
         init_from: model file whose matching weights initialise the net (training only).
+        init_momentum_from: for ``stage: vsvf``, an avsm model file whose momentum-net weights
+            replace those of ``init_from`` (training only): a vSVF trained on one affine net
+            continues on another.
         train_anatomies, val_anatomies: templates pairs are drawn from.
         rotation_deg, scale, translation_mm, svf_magnitude_mm, subject_magnitude_mm,
             svf_smoothness_mm: the random deformations (``data.pairs.PairConfig``).
@@ -186,6 +189,7 @@ class AvsmNetConfig:
     lambda_vs: float = 1e-4
     pairs_per_epoch: int = 100
     init_from: str = ""
+    init_momentum_from: str = ""
     train_anatomies: tuple[str, ...] = ("mni2009c", "cat12")
     val_anatomies: tuple[str, ...] = ("mni2009c", "cat12")
     rotation_deg: float = 20.0
@@ -539,6 +543,21 @@ class AvsmTask(TrainTask):
             keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             if not any(k.startswith("affine.") for k in keep):
                 raise ValueError(f"init_from {config.init_from} holds no matching affine weights")
+            model.load_state_dict(keep, strict=False)
+        if self._training and config.init_momentum_from:
+            from .. import zoo
+
+            if config.stage != "vsvf":
+                raise ValueError("init_momentum_from needs stage vsvf")
+            state = zoo.read_model_file(config.init_momentum_from)["state_dict"]
+            own = model.state_dict()
+            keep = {k: v for k, v in state.items()
+                    if k.startswith("momentum.") and k in own and own[k].shape == v.shape}
+            wanted = [k for k in own if k.startswith("momentum.")]
+            if len(keep) != len(wanted):
+                raise ValueError(f"init_momentum_from {config.init_momentum_from} does not hold "
+                                 f"this model's momentum net ({len(keep)} of {len(wanted)} "
+                                 "weights match)")
             model.load_state_dict(keep, strict=False)
         return model
 
