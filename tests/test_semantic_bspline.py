@@ -385,25 +385,35 @@ def _zoo_ids() -> set[str]:
     return {e.id for e in zoo.list_models() if e.method == "semantic_bspline"}
 
 
+# Dice gain each shipped model must reach on the bundled pair of its dimensionality. The 3D
+# pair's displacements are small for a 2 mm model (2.4 mm on average, about one voxel; the
+# model's own error on its validation pairs is 1.8 mm), so less Dice is there to gain.
+_MARGINS = {2: 0.05, 3: 0.015}
+
+
 @pytest.mark.parametrize("model_id", sorted(_zoo_ids()))
 def test_shipped_model_improves_dice_on_the_bundled_sample(model_id):
-    """Every shipped model raises mean Dice on the bundled pair of its dimensionality by 0.05."""
-    from napari_deepreg import zoo
+    """Every shipped model raises mean Dice on the bundled pair of its dimensionality (by the
+    margin above) and lands closer to the true field than no registration does."""
+    from napari_deepreg import metrics, zoo
 
-    sample = "brain3d" if zoo.get_entry(model_id).supports(3) else "brain2d"
-    margin = 0.05
+    ndim = 3 if zoo.get_entry(model_id).supports(3) else 2
     from napari_deepreg.pipeline import register
     from napari_deepreg.sample import load_sample
 
-    pair = load_sample(sample)
+    pair = load_sample(f"brain{ndim}d")
     result = run_to_end(register(
         pair["fixed"], pair["moving"], method=model_id, fixed_labels=pair["fixed_labels"],
         moving_labels=pair["moving_labels"], device="cpu", hausdorff=False,
     ))
     m = result.metrics
-    assert m["dice_after"] > m["dice_before"] + margin
+    assert m["dice_after"] > m["dice_before"] + _MARGINS[ndim]
     assert m["fold_percent"] < 0.5
     assert result.model == model_id
+    brain = pair["fixed_labels"].array > 0
+    truth = pair["field"]
+    epe = metrics.endpoint_error(result.field, truth, brain)
+    assert epe < metrics.endpoint_error(np.zeros_like(truth), truth, brain)
 
 
 def test_widget_runs_the_shipped_2d_model_in_its_worker(make_napari_viewer, qtbot):

@@ -26,6 +26,7 @@ linear upsamplings (``align_corners=True``) are exact inverses of that sampling.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -79,6 +80,28 @@ def bspline_control_shape(shape: Sequence[int], stride: int) -> tuple[int, ...]:
     return tuple(math.ceil((int(n) + 3 * (s - 1)) / s) for n in shape)
 
 
+def _pool_along_last(x: Tensor, stride: int, size: int) -> Tensor:
+    """The layer's 1D operation on the last axis: upsample by ``stride`` (nearest), three
+    stride-1 average poolings of width ``stride``, crop the centre ``size`` samples."""
+    x = x.repeat_interleave(stride, dim=-1)
+    if stride > 1:
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, 1, x.shape[-1])
+        for _ in range(3):
+            flat = F.avg_pool1d(flat, stride, stride=1)
+        x = flat.reshape(*lead, flat.shape[-1])
+    start = (x.shape[-1] - size) // 2
+    return x.narrow(-1, start, size)
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_matrix(stride: int, controls: int, size: int) -> Tensor:
+    """``(size, controls)`` matrix of :func:`_pool_along_last` (it is linear): the operation
+    applied to the identity, so one matrix product per axis gives the same result, faster."""
+    eye = torch.eye(controls, dtype=torch.float64)
+    return _pool_along_last(eye, stride, size).t().contiguous()
+
+
 class BSplineAvgPool(nn.Module):
     """Control-point values ``(N, C, *m)`` -> dense cubic B-spline field ``(N, C, *shape)``.
 
@@ -89,7 +112,8 @@ class BSplineAvgPool(nn.Module):
     partition of unity: constant control values give that constant exactly, linear ones a linear
     field. The poolings run without padding on the upsampled grid (which is larger than the
     output), then the centre is cropped, so there are no border effects. ``stride = 1`` passes
-    the control values through unchanged. Separable: one 1D pooling per axis and pass.
+    the control values through unchanged. Separable: the 1D operation is linear, so it runs as one
+    matrix product per axis (the matrix built once per size from the poolings themselves).
 
     Args:
         stride: knot spacing in voxels of the dense grid (the pooling width, the "scale").
@@ -119,21 +143,13 @@ class BSplineAvgPool(nn.Module):
                 f"control grid for shape {shape} and stride {self.stride} must be {expected}, "
                 f"got {tuple(control.shape[2:])}"
             )
-        s = self.stride
         x = control
         for axis in range(self.dims):
-            dim = 2 + axis
-            x = x.repeat_interleave(s, dim=dim)
-            if s > 1:
-                moved = x.movedim(dim, -1)
-                lead = moved.shape[:-1]
-                flat = moved.reshape(-1, 1, moved.shape[-1])
-                for _ in range(3):
-                    flat = F.avg_pool1d(flat, s, stride=1)
-                x = flat.reshape(*lead, flat.shape[-1]).movedim(-1, dim)
-            start = (x.shape[dim] - shape[axis]) // 2
-            x = x.narrow(dim, start, shape[axis])
-        return x
+            if self.stride == 1 and x.shape[2 + axis] == shape[axis]:
+                continue
+            matrix = _axis_matrix(self.stride, x.shape[2 + axis], shape[axis]).to(x)
+            x = torch.matmul(x.movedim(2 + axis, -1), matrix.t()).movedim(-1, 2 + axis)
+        return x.contiguous()
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, dims={self.dims}"
