@@ -97,3 +97,20 @@ def test_bad_arguments_are_refused():
         UNet(2, 2, 3)(torch.rand(1, 2, 8, 8))
     with pytest.raises(ValueError, match="head must be"):
         UNet(2, 2, 2, head="dense")
+
+
+@pytest.mark.parametrize("in_channels, batch, stride", [(1, 2, 1), (32, 1, 1), (8, 1, 2)])
+def test_conv3d_fast_cpu_inference_path_gives_the_plain_convolution(in_channels, batch, stride):
+    """The inference shortcuts of blocks.Conv3d (oneDNN called directly, channels-last for one
+    input channel) compute the same convolution as nn.Conv3d."""
+    from napari_deepreg.nets.blocks import Conv3d
+
+    torch.manual_seed(0)
+    conv = Conv3d(in_channels, 16, 3, stride=stride, padding=1)
+    x = torch.randn(batch, in_channels, 11, 12, 13)
+    expected = torch.nn.functional.conv3d(x, conv.weight, conv.bias, stride, 1)
+    with torch.no_grad():
+        out = conv(x)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(conv(x), expected, atol=1e-4, rtol=1e-4)  # training path

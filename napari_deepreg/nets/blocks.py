@@ -22,9 +22,30 @@ def check_dims(dims: int) -> int:
     return int(dims)
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that avoids PyTorch's slow CPU paths at inference (same weights and
+    results; training and other devices untouched).
+
+    For a batch of one with ``N * C * D * H <= 20480`` PyTorch picks its unvectorised
+    ``slow_conv3d`` on the CPU, about 7 times slower here than calling oneDNN directly; with one
+    input channel oneDNN itself is twice as fast on a channels-last copy of the input.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
+                or x.ndim != 5 or self.padding_mode != "zeros" or isinstance(self.padding, str)
+                or not torch.backends.mkldnn.is_available()):
+            return super().forward(x)
+        if x.shape[1] == 1:
+            out = super().forward(x.contiguous(memory_format=torch.channels_last_3d))
+            return out.contiguous()
+        return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, self.padding,
+                                        self.stride, self.dilation, self.groups)
+
+
 def conv_nd(dims: int) -> type[nn.Conv2d] | type[nn.Conv3d]:
-    """``nn.Conv2d`` or ``nn.Conv3d``."""
-    return nn.Conv2d if check_dims(dims) == 2 else nn.Conv3d
+    """``nn.Conv2d`` or :class:`Conv3d` (an ``nn.Conv3d``)."""
+    return nn.Conv2d if check_dims(dims) == 2 else Conv3d
 
 
 def make_norm(kind: str | None, dims: int, channels: int) -> nn.Module:
