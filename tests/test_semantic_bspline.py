@@ -416,12 +416,24 @@ def test_shipped_model_improves_dice_on_the_bundled_sample(model_id):
     assert epe < metrics.endpoint_error(np.zeros_like(truth), truth, brain)
 
 
-def test_widget_runs_the_shipped_2d_model_in_its_worker(make_napari_viewer, qtbot):
-    """The zoo model is offered with its parameters and runs in the widget's thread worker."""
-    assert "semantic_bspline_2d" in _zoo_ids()
+@pytest.mark.parametrize("model_id", sorted(_zoo_ids()))
+def test_widget_runs_each_shipped_model_in_its_worker(model_id, make_napari_viewer, qtbot):
+    """Each zoo model is offered with its parameters, runs in the widget's thread worker and
+    adds the result layers (warped image and labels, grid, Jacobian, folds, magnitude) on the
+    fixed image's grid."""
+    from napari_deepreg import zoo
+    from napari_deepreg._napari._layers import (
+        FOLDS_NAME,
+        GRID_NAME,
+        JACOBIAN_NAME,
+        MAGNITUDE_NAME,
+        WARPED_LABELS_NAME,
+        warped_name,
+    )
     from napari_deepreg.sample import load_sample
 
-    pair = load_sample("brain2d")
+    ndim = 3 if zoo.get_entry(model_id).supports(3) else 2
+    pair = load_sample(f"brain{ndim}d")
     viewer = make_napari_viewer()
     scale = pair["fixed"].spacing
     viewer.add_image(pair["fixed"].array, name="fixed", scale=scale)
@@ -429,7 +441,7 @@ def test_widget_runs_the_shipped_2d_model_in_its_worker(make_napari_viewer, qtbo
     viewer.add_labels(pair["fixed_labels"].array, name="fixed labels", scale=scale)
     viewer.add_labels(pair["moving_labels"].array, name="moving labels", scale=scale)
     _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = "semantic_bspline_2d"
+    widget.method.value = model_id
     assert [w.name for w in widget.params] == [
         "refine", "refine_iterations", "refine_regularisation", "refine_control_spacing",
         "model_file",
@@ -443,4 +455,10 @@ def test_widget_runs_the_shipped_2d_model_in_its_worker(make_napari_viewer, qtbo
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         worker.start()
     rows = {row[0]: row for row in widget.table_rows()}
-    assert float(rows["Dice"][2]) > float(rows["Dice"][1]) + 0.05
+    assert float(rows["Dice"][2]) > float(rows["Dice"][1]) + _MARGINS[ndim]
+    names = {layer.name for layer in viewer.layers}
+    results = {warped_name("moving"), WARPED_LABELS_NAME, GRID_NAME, JACOBIAN_NAME, FOLDS_NAME,
+               MAGNITUDE_NAME}
+    assert results <= names
+    for name in results:
+        np.testing.assert_allclose(viewer.layers[name].scale[-ndim:], scale)
