@@ -111,17 +111,10 @@ def _axis_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> Te
     matrix.index_put_((rows, lo), 1 - frac, accumulate=True)
     matrix.index_put_((rows, hi), frac, accumulate=True)
     if step > 1:
-        sigma = 0.5 * step
-        radius = max(1, math.ceil(2.0 * sigma))
-        taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-        kernel /= kernel.sum()
-        smooth = torch.zeros(n, n, dtype=torch.float64)
-        idx = torch.arange(n)
-        for offset, weight in zip(taps.long().tolist(), kernel.tolist(), strict=True):
-            smooth.index_put_((idx, (idx + offset).clamp(0, n - 1)),
-                              torch.full((n,), weight, dtype=torch.float64), accumulate=True)
-        matrix = matrix @ smooth
+        # the smoothing of resize as a matrix: it applied to each unit vector gives a column
+        kernel = gaussian_kernel1d(0.5 * step, 2.0, dtype=torch.float64)
+        eye = torch.eye(n, dtype=torch.float64)[:, None]
+        matrix = matrix @ conv1d_along(eye, kernel, 0)[:, 0].t()
     return matrix.to(dtype=dtype, device=device)
 
 

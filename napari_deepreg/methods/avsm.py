@@ -218,6 +218,8 @@ class AvsmNetConfig:
             raise ValueError("sigmas and sigma_weights must have the same length")
         if self.stage == "vsvf" and not self.unet_channels:
             raise ValueError("stage vsvf needs unet_channels")
+        if self.init_momentum_from and self.stage != "vsvf":
+            raise ValueError("init_momentum_from needs stage vsvf")
         if self.affine_steps < 1 or self.time_steps < 1 or self.vsvf_steps < 1:
             raise ValueError("affine_steps, vsvf_steps and time_steps must be >= 1")
         for name in ("train_anatomies", "val_anatomies"):
@@ -467,6 +469,17 @@ def zoo_method_spec(entry: Any) -> MethodSpec:
 # ----------------------------------------------------------------------------- training
 
 
+def _matching_weights(model: nn.Module, source: str, prefix: str = "") -> dict[str, Tensor]:
+    """The weights of model file ``source`` (keys starting with ``prefix``) that ``model`` has,
+    with the same shapes."""
+    from .. import zoo
+
+    state = zoo.read_model_file(source)["state_dict"]
+    own = model.state_dict()
+    return {k: v for k, v in state.items()
+            if k.startswith(prefix) and k in own and own[k].shape == v.shape}
+
+
 @register_task
 class AvsmTask(TrainTask):
     """Unsupervised training on synthetic pairs from real templates (large random affines +
@@ -535,25 +548,14 @@ class AvsmTask(TrainTask):
         # counts training pairs for the epoch-dependent lambda_ar; saved with the weights
         model.register_buffer("pairs_seen", torch.zeros((), dtype=torch.long))
         if self._training and config.init_from:
-            from .. import zoo
-
-            state = zoo.read_model_file(config.init_from)["state_dict"]
-            own = model.state_dict()
             # pairs_seen comes along: the lambda_ar schedule continues where the run stopped
-            keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            keep = _matching_weights(model, config.init_from)
             if not any(k.startswith("affine.") for k in keep):
                 raise ValueError(f"init_from {config.init_from} holds no matching affine weights")
             model.load_state_dict(keep, strict=False)
         if self._training and config.init_momentum_from:
-            from .. import zoo
-
-            if config.stage != "vsvf":
-                raise ValueError("init_momentum_from needs stage vsvf")
-            state = zoo.read_model_file(config.init_momentum_from)["state_dict"]
-            own = model.state_dict()
-            keep = {k: v for k, v in state.items()
-                    if k.startswith("momentum.") and k in own and own[k].shape == v.shape}
-            wanted = [k for k in own if k.startswith("momentum.")]
+            keep = _matching_weights(model, config.init_momentum_from, "momentum.")
+            wanted = [k for k in model.state_dict() if k.startswith("momentum.")]
             if len(keep) != len(wanted):
                 raise ValueError(f"init_momentum_from {config.init_momentum_from} does not hold "
                                  f"this model's momentum net ({len(keep)} of {len(wanted)} "
