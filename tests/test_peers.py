@@ -146,6 +146,14 @@ def test_runtime_and_note_are_reported() -> None:
     assert "DiffeomorphicDemons" in result.note and "(4, 2, 1)" in result.note
 
 
+# antspyx's affine stage (random metric sampling) is not reproducible on this small 2D pair, even
+# with a seed and one ITK thread: in 76 runs, 10 ended far off (worse than no registration) and 5
+# of those also mapped the image out of the grid. The deformable stage alone gave the same result
+# every time, so the 2D test runs SyNOnly; the 3D tests above cover the affine + SyN composition
+# (stable there in the same 76 runs: endpoint error 0.55-0.64 mm).
+_2D_OPTIONS = {"ants_syn": {"type_of_transform": "SyNOnly"}}
+
+
 @pytest.mark.parametrize("name", ["ants_syn", "sitk_demons", "dipy_syn"])
 def test_2d_pair(name: str) -> None:
     _require(name)
@@ -154,22 +162,15 @@ def test_2d_pair(name: str) -> None:
     x = _positions(shape, spacing, origin)
     u = np.stack([2.0 * np.sin(x[1] / 8), 1.5 * np.cos(x[0] / 9) + 1.0]).astype(np.float32)
     moving = _warp(fixed, u, spacing)
+    options = FAST.get(name, {}) | _2D_OPTIONS.get(name, {})
     result = peers.PEERS[name].run(
-        Volume(fixed, spacing, origin), Volume(moving, spacing, origin), **FAST.get(name, {})
+        Volume(fixed, spacing, origin), Volume(moving, spacing, origin), **options
     )
     assert result.field.shape == (2, *shape)
     inner = (slice(4, -4),) * 2
     ours = _warp(moving, result.field, spacing)
     # our reading of the tool's field reproduces the tool's own warped image
     assert np.abs(ours - result.warped)[inner].mean() < 0.01
-    if name == "ants_syn":
-        # antspyx's affine stage (random metric sampling) is not reproducible here even with a
-        # seed and one ITK thread: on this small pair about 1 run in 7 ends far off (measured
-        # 15+15 runs). The deformable stage alone is deterministic: judge registration on it.
-        result = peers.PEERS[name].run(Volume(fixed, spacing, origin),
-                                       Volume(moving, spacing, origin),
-                                       type_of_transform="SyNOnly")
-        ours = _warp(moving, result.field, spacing)
     before = np.mean((fixed - moving)[inner] ** 2)
     assert np.mean((fixed - ours)[inner] ** 2) < 0.3 * before
 
