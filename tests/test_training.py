@@ -85,6 +85,27 @@ def test_resume_from_step_10_gives_the_same_final_state(run20, tmp_path):
     assert [r["step"] for r in read_csv(tmp_path / "log.csv")] == [0, 5, 10, 15, 20]
 
 
+def test_resume_accepts_settings_added_since_at_their_default_only(run20, tmp_path):
+    from napari_deepreg.training.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(run20.run_dir / "checkpoints" / "step_0000010.pt")
+    saved = json.loads(ckpt["config_json"])
+
+    def resume_with(config: dict, name: str):
+        path = save_checkpoint(tmp_path / f"{name}.pt", ckpt | {"config_json": json.dumps(config)})
+        cfg = toy_config(tmp_path / name)
+        return Trainer(ToyTask(ToyConfig(pool=2)), cfg).fit(resume=path)
+
+    # a checkpoint from before lambda_reg existed ran with its default: it resumes
+    older = {k: v for k, v in saved.items() if k != "lambda_reg"}
+    assert resume_with(older, "older").step == 20
+    # pool is 2 here, not its default 0: a checkpoint without it trained something else
+    with pytest.raises(ValueError, match=r"other method settings \['pool'\]"):
+        resume_with({k: v for k, v in saved.items() if k != "pool"}, "no_pool")
+    with pytest.raises(ValueError, match=r"other method settings \['blobs'\]"):
+        resume_with(saved | {"blobs": saved["blobs"] + 1}, "blobs")
+
+
 def test_prefetching_draws_the_same_batches_and_checkpoints_consistently(run20, tmp_path):
     # 10 steps with batches drawn ahead in a thread, then 10 more without: same as run20
     ahead = Trainer(ToyTask(ToyConfig(pool=2)), toy_config(tmp_path / "p", steps=10, prefetch=3))

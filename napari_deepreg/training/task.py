@@ -118,6 +118,10 @@ class TrainTask(ABC):
         """The method config as a JSON-serialisable dict."""
         return config_to_dict(self.config)
 
+    def default_config_dict(self) -> dict[str, Any]:
+        """The method's default config as :meth:`config_dict` writes it ({} without a class)."""
+        return {} if self.config_class is None else config_to_dict(self.config_class())
+
 
 # ----------------------------------------------------------------------------- trained models
 

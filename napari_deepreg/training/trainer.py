@@ -395,6 +395,9 @@ class Trainer:
             )
         saved = json.loads(ckpt["config_json"])
         ours = self.task.config_dict()
+        # a setting added to the method since the checkpoint was written ran as its default
+        added = {k: v for k, v in self.task.default_config_dict().items() if k not in saved}
+        saved = added | saved
         differ = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
         if differ:
             raise ValueError(
