@@ -22,6 +22,7 @@ both directions are registered; Dice is the mean over the tissue labels of the m
 warped by the map, EPE the mean endpoint error (mm) against the true map inside the fixed
 brain, fold % the share of voxels with a Jacobian determinant <= 0, ``ln ICE`` the
 inverse-consistency error above in the unit-extent frame (2 voxels in from the border).
+Comparisons 2, 3 and 5 also count pair by pair how often one run beats the other.
 
 Runs trained for different numbers of steps are not compared at equal training: the table
 therefore also gives, for each pair of runs it compares, the runs' own validation figures at
@@ -36,7 +37,6 @@ import datetime
 import json
 import math
 import os
-import re
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -138,7 +138,8 @@ def read_log(folder: Path) -> list[dict[str, float]]:
 
 def run_info(key: str, source: str | os.PathLike) -> dict[str, Any]:
     """What the table says about a run: its model file, how it was trained (``config.json``),
-    the steps it ran and the step its best model is from (``log.csv`` / ``train.log``)."""
+    the steps it ran (``log.csv``) and the step its model is from (the model file's own
+    record; a stale ``train.log`` of an earlier, resumed launch could say otherwise)."""
     model = model_file(key, source)
     folder = model.parent
     info: dict[str, Any] = {"key": key, "model": str(model), "folder": str(folder)}
@@ -152,11 +153,11 @@ def run_info(key: str, source: str | os.PathLike) -> dict[str, Any]:
     log = read_log(folder)
     if log:
         info["steps_trained"] = int(max(r["step"] for r in log))
-    train_log = folder / "train.log"
-    if train_log.is_file():
-        best = re.findall(r"best \S+: \S+ at step (\d+)", train_log.read_text())
-        if best:
-            info["best_step"] = int(best[-1])
+    from napari_deepreg.zoo import read_model_file
+
+    step = read_model_file(model)["meta"].get("step")
+    if step is not None:
+        info["best_step"] = int(step)
     return info
 
 
@@ -223,7 +224,7 @@ def run_ablation(
         evaluations[key] = [dict(r) for r in rows]
         for r in rows:
             log("  " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                                 for k, v in r.items()))
+                                 for k, v in r.items() if k != "per_pair"))
     before = {key: rows[0]["dice_before"] for key, rows in evaluations.items() if rows}
     notes = []
     if before and max(before.values()) - min(before.values()) > 1e-6:
@@ -288,6 +289,32 @@ def _rows_for(results: Mapping[str, Any], key: str, affine_steps: int | None = N
 _FIG_HEADER = ["Dice", "EPE mm", "fold %", "ln ICE"]
 
 
+def paired_counts(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, int] | None:
+    """Pair by pair, how often the first of two evaluation rows (same test pairs) is better:
+    ``{"pairs", "dice_higher", "epe_lower", "ice_lower"}``; None without per-pair figures."""
+    a, b = first.get("per_pair"), second.get("per_pair")
+    if not a or not b or len(a["dice"]) != len(b["dice"]):
+        return None
+
+    def count(key: str, better: Callable[[float, float], bool]) -> int:
+        return sum(better(x, y) for x, y in zip(a[key], b[key], strict=True))
+
+    return {"pairs": len(a["dice"]), "dice_higher": count("dice", lambda x, y: x > y),
+            "epe_lower": count("epe", lambda x, y: x < y),
+            "ice_lower": count("ice_log", lambda x, y: x < y)}
+
+
+def _paired_line(results: Mapping[str, Any], keys: Sequence[str], affine_steps: int,
+                 vsvf_steps: int) -> list[str]:
+    rows = [_rows_for(results, k, affine_steps, vsvf_steps) for k in keys]
+    counts = paired_counts(rows[0][0], rows[1][0]) if all(rows) else None
+    if counts is None:
+        return []
+    return [f"Pair by pair ({counts['pairs']} test pairs), {keys[0]} against {keys[1]}: higher "
+            f"Dice in {counts['dice_higher']}, lower EPE in {counts['epe_lower']}, lower ICE in "
+            f"{counts['ice_lower']}.", ""]
+
+
 def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
     """``table.md``: one table per ablation, the training-log check, notes and legend."""
     runs, missing = results["runs"], results["missing"]
@@ -300,7 +327,8 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
     lines += [
         f"Test pairs: {results['pairs']} (seeds {results['seeds'][0]}-{results['seeds'][1]}), "
         "held-out random deformations (large affine + smooth SVF) of the validation templates "
-        "(MNI 2009c, CAT12) at 4 mm, both directions registered; mean Dice before "
+        "(MNI 2009c, CAT12) at 4 mm, each also registered the other way round for the "
+        "inverse-consistency error; mean Dice before "
         f"registration {_fmt(before, 3)}.", ""]
 
     def needs(keys: Sequence[str]) -> bool:
@@ -335,6 +363,7 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
                              else "-", _trained(info), *_cells(r)])
         lines += _table(["run", "similarity", "lambda_as", "training steps", *_FIG_HEADER],
                         rows, 1) + [""]
+        lines += _paired_line(results, keys, 1, 0)
     # 4. vSVF steps
     lines += [f"## 4. Affine alone vs + vSVF, and vSVF steps at test (vSVF, Fig. 8); "
               f"{results['vsvf_affine_steps']} affine steps", ""]
@@ -359,6 +388,9 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
         rows = [[key, _trained(runs[key]), str(r["vsvf_steps"]), *_cells(r)]
                 for key in ("vsvf", "vsvf_nosym") for r in _rows_for(results, key)]
         lines += _table(["run", "training steps", "vSVF steps", *_FIG_HEADER], rows, 1) + [""]
+        trained = runs["vsvf"].get("vsvf_steps") or 1
+        lines += _paired_line(results, ("vsvf", "vsvf_nosym"), results["vsvf_affine_steps"],
+                              int(trained))
     # the training logs at equal steps
     lines += ["## Comparisons 2, 3 and 5 from the training logs at equal training steps", "",
               "The runs above may have trained for different numbers of steps; these are the "

@@ -251,8 +251,8 @@ def ants_syn(
     (x, y, z) order. antspyx arrays are indexed (x, y, z), hence the transposes. ``seed`` is
     passed to ANTs, yet the affine stage is not reproducible here even on one ITK thread: on a
     small 2D test pair 10 runs in 76 ended far off, while ``type_of_transform="SyNOnly"`` gave
-    the same result every time (on the 3D test pair all 76 runs were close). Benchmark rows of this peer
-    can therefore vary between runs.
+    the same result every time (on the 3D test pair all 76 runs were close). Benchmark rows of
+    this peer can therefore vary between runs.
     """
     import ants
 

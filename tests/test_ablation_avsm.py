@@ -21,6 +21,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from benchmarks import ablation_avsm as ab  # noqa: E402
+from napari_deepreg import zoo  # noqa: E402
 
 LOG_HEADER = "step,loss,val_dice_before,val_dice,val_fold_percent,val_ice_log,val_epe\n"
 
@@ -59,12 +60,12 @@ def test_log_at_common_step_and_run_info(tmp_path):
     assert common["rows"][1]["fold_percent"] == 0.1 and common["rows"][0]["ice_log"] == -9
     _write_log(tmp_path / "c", [(300, 1, 0.3, 0.5, 0, -8, 12)])
     assert ab.log_at_common_step([a, tmp_path / "c"]) is None
-    # run_info reads the model file, config.json, the log and train.log's best step
-    (a / "best_model.pt").write_bytes(b"")
+    # run_info reads the model file (its step), config.json and the log; not a stale train.log
+    zoo.save_model_file(a / "best_model.pt", "avsm", {}, {}, meta={"step": 100})
     (a / "config.json").write_text(json.dumps(
         {"command": "x", "method_config": {"similarity": "ncc", "lambda_as": 0.0,
                                            "affine_steps": 1}}))
-    (a / "train.log").write_text("step 200/200\nbest val_dice: 0.5 at step 100 (x)\n")
+    (a / "train.log").write_text("step 50/50\nbest val_dice: 0.5 at step 50 (x)\n")
     info = ab.run_info("affine1", a)
     assert info["model"] == str(a / "best_model.pt")
     assert (info["similarity"], info["lambda_as"], info["steps_trained"], info["best_step"]) == (
@@ -80,8 +81,11 @@ def test_report_from_fake_evaluations(tmp_path):
         calls.append((Path(model).parent.name, tuple(affine_steps), tuple(vsvf_steps)))
         scale = {"affine1": 0.4, "affine5": 0.6, "affine1_ncc": 0.35, "affine1_nosym": 0.38,
                  "vsvf": 0.6, "vsvf_nosym": 0.59}[Path(model).parent.name]
+        # per pair: the run's Dice +- 0.05 on the three pairs; ICE and EPE alike everywhere
         return [{"affine_steps": a, "vsvf_steps": v, "dice": scale + 0.01 * a + 0.02 * v,
-                 "dice_before": 0.27, "fold_percent": 0.1 * v, "ice_log": -8.0, "epe": 5.0}
+                 "dice_before": 0.27, "fold_percent": 0.1 * v, "ice_log": -8.0, "epe": 5.0,
+                 "per_pair": {"dice": [scale + d for d in (-0.05, 0.0, 0.05)],
+                              "epe": [5.0] * 3, "ice_log": [-8.0] * 3}}
                 for a in affine_steps for v in vsvf_steps]
 
     runs = {}
@@ -89,7 +93,7 @@ def test_report_from_fake_evaluations(tmp_path):
         folder = tmp_path / key
         _write_log(folder, [(0, 1, 0.28, 0.28, 0, -60, 20),
                             (300, 1, 0.28, 0.37 if key == "affine1_ncc" else 0.38, 0, -9, 16)])
-        (folder / "best_model.pt").write_bytes(b"")
+        zoo.save_model_file(folder / "best_model.pt", "avsm", {}, {}, meta={"step": 300})
         runs[key] = folder
     results = ab.run_ablation(runs, pairs=3, seed=5, evaluate=fake_evaluate,
                               log=lambda _: None)
@@ -106,6 +110,11 @@ def test_report_from_fake_evaluations(tmp_path):
     assert "| vsvf_nosym | 300 | 4 | 0.740 |" in table  # section 5: 0.59 + 0.07 + 0.08
     assert "| vSVF symmetry loss | vsvf_nosym | 300 |" in table
     assert "multi-step vs single-step affine | affine" not in table  # not alike: no log check
+    # affine1 (0.40 +- 0.05) against affine1_ncc (0.35 +- 0.05): higher on every pair; equal
+    # EPE and ICE are not lower
+    assert ("Pair by pair (3 test pairs), affine1 against affine1_ncc: higher Dice in 3, lower "
+            "EPE in 0, lower ICE in 0.") in table
+    assert "vsvf against vsvf_nosym: higher Dice in 3" in table
     # a run evaluated on other pairs is flagged
     results["evaluations"]["vsvf"][0]["dice_before"] = 0.3
 
@@ -175,3 +184,13 @@ def test_ablation_end_to_end_on_tiny_untrained_models(tmp_path, one_thread):
     assert "Not evaluated, missing: affine5: no trained model" in table
     saved = json.loads(paths["results"].read_text())
     assert saved["command"] == "cmd" and saved["pairs"] == 1
+
+
+def test_paired_counts():
+    first = {"per_pair": {"dice": [0.5, 0.4, 0.6, 0.3], "epe": [1.0, 2.0, 3.0, 4.0],
+                          "ice_log": [-9.0, -8.0, -7.0, -6.0]}}
+    second = {"per_pair": {"dice": [0.4, 0.4, 0.7, 0.2], "epe": [2.0, 1.0, 3.0, 5.0],
+                           "ice_log": [-8.0, -9.0, -8.0, -7.0]}}
+    assert ab.paired_counts(first, second) == {"pairs": 4, "dice_higher": 2, "epe_lower": 2,
+                                               "ice_lower": 1}
+    assert ab.paired_counts(first, {"dice": 0.4}) is None  # means only: nothing to pair

@@ -695,7 +695,9 @@ def evaluate_steps(
     Test pairs are drawn like the validation pairs (held-out deformations of
     ``val_anatomies``) but with other seeds (``seed + i``), so they are not the pairs the best
     model was picked on. One row per ``(affine_steps, vsvf_steps)``: means of ``dice``,
-    ``fold_percent`` (Jacobian <= 0), ``ice_log`` (:func:`inverse_consistency_log`), ``epe``.
+    ``fold_percent`` (Jacobian <= 0), ``ice_log`` (:func:`inverse_consistency_log`), ``epe``,
+    and ``per_pair``: those figures pair by pair, for paired comparisons of models. Each pair
+    is also registered the other way round, for the inverse-consistency error.
     """
     from .. import metrics
     from ..training.task import load_trained_model
@@ -707,7 +709,7 @@ def evaluate_steps(
     rows = []
     for a_steps in affine_steps:
         for v_steps in vsvf_steps:
-            sums: dict[str, float] = {}
+            per_pair: dict[str, list[float]] = {}
             for batch in batches:
                 f, m, sp = batch["fixed"], batch["moving"], batch["spacing"]
                 shape = f.shape[2:]
@@ -732,8 +734,10 @@ def evaluate_steps(
                                                   lab > 0),
                 }
                 for k, v in figures.items():
-                    sums[k] = sums.get(k, 0.0) + v / len(batches)
-            rows.append({"affine_steps": a_steps, "vsvf_steps": v_steps, **sums})
+                    per_pair.setdefault(k, []).append(float(v))
+            means = {k: sum(v) / len(v) for k, v in per_pair.items()}
+            rows.append({"affine_steps": a_steps, "vsvf_steps": v_steps, **means,
+                         "per_pair": per_pair})
     return rows
 
 
