@@ -50,6 +50,8 @@ DEFAULT_OUT = Path("results/ablation/semantic_bspline")
 RECIPE = ("--steps", "1600", "--set", "train.val_every=400", "--set",
           "train.checkpoint_every=400")
 LONG = ("--steps", "4000", "--set", "train.lr_schedule=cosine", "--set", "train.min_lr_ratio=0.02")
+LARGE = ("method.svf_magnitude_mm=[8,20]", "method.rotation_deg=15", "method.translation_mm=15",
+         "method.scale=0.1")
 HELD_OUT = "mni2009a"
 PAIR_SEED = 900_000  # other seeds than the training (0..) and validation pairs
 
@@ -96,6 +98,13 @@ VARIANTS: tuple[Variant, ...] = (
             (), LONG, "runs/semantic_bspline_2d"),
     Variant("no_guidance_4000", "no_guidance trained 4000 steps",
             ("method.lambda_semantic=0",), LONG, "runs/semantic_bspline_2d_noguide"),
+    # the paper credits guidance with the large deformations: the same pair with twice the
+    # deformation (SVF peak 8-20 mm, rotations to 15 deg, shifts to 15 mm, scale +-10 %);
+    # evaluate them apart (--variants large_guided,large_no_guidance) so that the held-out
+    # pairs follow their recipe
+    Variant("large_guided", "two_step_add on large deformations", LARGE),
+    Variant("large_no_guidance", "no_guidance on large deformations",
+            (*LARGE, "method.lambda_semantic=0")),
 )
 
 

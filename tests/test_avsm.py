@@ -166,6 +166,22 @@ def test_multi_gaussian_keeps_constants_and_is_positive():
     assert v.std() < m.std()  # smoothing
 
 
+def test_multi_gaussian_matrix_form_equals_the_two_convolutions():
+    # v = sum_k w_k G_k G_k m, G_k the half-width Gaussian with mirrored borders, computed with
+    # convolutions; the kernel's matrix form must give the same velocity (3D, one sigma wider
+    # than the grid so the mirroring wraps more than once)
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(1, 3, 9, 11, 10, generator=g, dtype=torch.float64)
+    spacing, sigmas, weights = (4.0, 4.0, 5.0), [3.0, 10.0, 60.0], [0.2, 0.3, 0.5]
+    expected = torch.zeros_like(m)
+    for s, w in zip(sigmas, weights, strict=True):
+        half = [s / math.sqrt(2.0) / sp for sp in spacing]
+        once = gaussian_smooth(m, half, truncate=3.0, padding_mode="symmetric")
+        expected += w * gaussian_smooth(once, half, truncate=3.0, padding_mode="symmetric")
+    torch.testing.assert_close(multi_gaussian_smooth(m, spacing, sigmas, weights), expected,
+                               atol=1e-12, rtol=1e-10)
+
+
 def test_multi_gaussian_operator_is_symmetric_positive_semidefinite():
     # The regulariser <m, K m> must be a (semi-)norm: a kernel with a negative direction lets
     # the network drive the loss to minus infinity. Build K as a matrix on a small grid with

@@ -20,7 +20,14 @@ from .grid import (
     world_to_voxel,
 )
 from .jacobian import jacobian_determinant, jacobian_matrix
-from .smooth import gaussian_kernel1d, gaussian_smooth, resize, resize_separable
+from .smooth import (
+    gaussian_kernel1d,
+    gaussian_matrix,
+    gaussian_smooth,
+    matmul_along,
+    resize,
+    resize_separable,
+)
 from .warp import warp_image, warp_labels
 
 __all__ = [
@@ -33,9 +40,11 @@ __all__ = [
     "exp_svf",
     "field_magnitude",
     "gaussian_kernel1d",
+    "gaussian_matrix",
     "gaussian_smooth",
     "jacobian_determinant",
     "jacobian_matrix",
+    "matmul_along",
     "resize",
     "resize_separable",
     "resized_spacing",

@@ -78,6 +78,29 @@ def gaussian_smooth(
     return x
 
 
+def matmul_along(x: Tensor, matrix: Tensor, axis: int) -> Tensor:
+    """Apply the ``(m, n)`` ``matrix`` along spatial ``axis`` of ``(N, C, *spatial)``: the
+    samples ``x[..., j, ...]`` (``n`` of them) become ``sum_j matrix[i, j] x[..., j, ...]``."""
+    dim = 2 + axis
+    return torch.matmul(x.movedim(dim, -1), matrix.t().to(x)).movedim(-1, dim)
+
+
+def gaussian_matrix(
+    n: int, sigma: float, truncate: float = 3.0, padding_mode: str = "replicate", power: int = 1
+) -> Tensor:
+    """``(n, n)`` float64 matrix of :func:`conv1d_along` with a Gaussian of ``sigma`` samples on
+    an axis of ``n`` samples, raised to ``power`` (``power=2``: the Gaussian applied twice).
+
+    A smoothing applied as one matrix product costs ``n`` multiply-adds per sample whatever the
+    kernel's width, where a convolution costs the kernel's length (up to ``6 sigma + 1``); its
+    backward pass is a matrix product too."""
+    eye = torch.eye(n, dtype=torch.float64)[:, None]
+    kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64)
+    # the operator applied to each unit vector gives one of its columns
+    matrix = conv1d_along(eye, kernel, 0, padding_mode)[:, 0].t()
+    return torch.linalg.matrix_power(matrix, power)
+
+
 def resize(x: Tensor, shape: Sequence[int], antialias: bool = True) -> Tensor:
     """Resize ``(N, C, *spatial)`` to ``shape`` with corner voxels fixed (``align_corners=True``).
 
@@ -130,6 +153,5 @@ def resize_separable(x: Tensor, shape: Sequence[int]) -> Tensor:
         dim = 2 + axis
         n, m = x.shape[dim], int(shape[axis])
         if n != m:
-            matrix = _axis_matrix(n, m, x.dtype, x.device)
-            x = torch.matmul(x.movedim(dim, -1), matrix.t()).movedim(-1, dim)
+            x = matmul_along(x, _axis_matrix(n, m, x.dtype, x.device), axis)
     return x.contiguous()
