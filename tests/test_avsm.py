@@ -338,7 +338,15 @@ def test_zoo_method_spec_kinds():
     assert {"affine_steps", "vsvf_steps"} <= set(vars(spec.default_config()))
 
 
-@pytest.mark.parametrize("model_id", ["avsm_affine_3d", "avsm_3d"])
+def _zoo_ids() -> list[str]:
+    from napari_deepreg import zoo
+
+    ids = sorted(e.id for e in zoo.list_models() if e.method == avsm.METHOD_ID)
+    # the affine-only model and at least one affine + vSVF model are shipped
+    return sorted({"avsm_affine_3d", "avsm_3d", *ids})
+
+
+@pytest.mark.parametrize("model_id", _zoo_ids())
 def test_shipped_model_improves_dice_on_the_sample(model_id):
     """The bundled pair, its moving image (and labels) turned by 10 degrees, shifted by 8 mm
     and scaled by 5 % about the centre: the zoo model must raise the mean Dice."""

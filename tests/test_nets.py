@@ -114,3 +114,32 @@ def test_conv3d_fast_cpu_inference_path_gives_the_plain_convolution(in_channels,
     assert out.is_contiguous()
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(conv(x), expected, atol=1e-4, rtol=1e-4)  # training path
+
+
+@pytest.mark.parametrize("dims, in_channels, stride, bias", [(3, 1, 1, False), (3, 8, 2, False),
+                                                             (2, 4, 1, False), (3, 4, 1, True)])
+def test_conv_block_folds_batch_norm_at_inference(dims, in_channels, stride, bias):
+    """At inference a ConvBlock with batch norm folds the running statistics into the
+    convolution: the same output as convolution, normalisation and activation one by one."""
+    from napari_deepreg.nets.blocks import ConvBlock
+
+    torch.manual_seed(0)
+    block = ConvBlock(in_channels, 6, dims, stride=stride, norm="batch")
+    if bias:
+        block[0].bias = torch.nn.Parameter(torch.randn(6))
+    norm = block[1]
+    norm.running_mean.normal_()
+    norm.running_var.uniform_(0.5, 2.0)
+    norm.weight.data.normal_()
+    norm.bias.data.normal_()
+    block.eval()
+    x = torch.randn(2, in_channels, *[9] * dims)
+    expected = block[2](block[1](block[0](x)))  # grad enabled: the unfolded path
+    with torch.no_grad():
+        out = block(x)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-4)
+    # in training the batch statistics are used, never the folded running ones
+    block.train()
+    with torch.no_grad():
+        train_out = block(x)
+    assert not torch.allclose(train_out, out, atol=1e-3)

@@ -32,14 +32,19 @@ class Conv3d(nn.Conv3d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with(x, self.weight, self.bias)
+
+    def forward_with(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """The convolution with other ``weight`` and ``bias`` (e.g. a normalisation folded in)."""
         if (torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32
                 or x.ndim != 5 or self.padding_mode != "zeros" or isinstance(self.padding, str)
                 or not torch.backends.mkldnn.is_available()):
-            return super().forward(x)
+            return self._conv_forward(x, weight, bias)
         if x.shape[1] == 1:
-            out = super().forward(x.contiguous(memory_format=torch.channels_last_3d))
+            out = self._conv_forward(x.contiguous(memory_format=torch.channels_last_3d), weight,
+                                     bias)
             return out.contiguous()
-        return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, self.padding,
+        return torch.mkldnn_convolution(x.contiguous(), weight.contiguous(), bias, self.padding,
                                         self.stride, self.dilation, self.groups)
 
 
@@ -110,6 +115,27 @@ class ConvBlock(nn.Sequential):
         super().__init__(conv, make_norm(norm, dims, out_channels), make_activation(act))
         self.in_channels = in_channels
         self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv, norm, act = self
+        if self.training or torch.is_grad_enabled() or not _is_frozen_batch_norm(norm):
+            return act(norm(conv(x)))
+        # inference: batch norm with its running statistics is an affine map per channel,
+        # folded into the convolution's weights (one pass over the output instead of two)
+        scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+        bias = norm.bias - norm.running_mean * scale
+        if conv.bias is not None:
+            bias = bias + conv.bias * scale
+        weight = conv.weight * scale.view(-1, *[1] * (conv.weight.ndim - 1))
+        if isinstance(conv, Conv3d):
+            return act(conv.forward_with(x, weight, bias))
+        return act(conv._conv_forward(x, weight, bias))
+
+
+def _is_frozen_batch_norm(norm: nn.Module) -> bool:
+    """Batch norm that normalises with stored running statistics (eval mode)."""
+    return (isinstance(norm, nn.modules.batchnorm._BatchNorm) and not norm.training
+            and norm.track_running_stats and norm.running_mean is not None and norm.affine)
 
 
 class ResidualBlock(nn.Module):
