@@ -99,16 +99,18 @@ def test_bad_arguments_are_refused():
         UNet(2, 2, 2, head="dense")
 
 
-@pytest.mark.parametrize("in_channels, batch, stride", [(1, 2, 1), (32, 1, 1), (8, 1, 2)])
-def test_conv3d_fast_cpu_inference_path_gives_the_plain_convolution(in_channels, batch, stride):
+@pytest.mark.parametrize("in_channels, batch, stride, kernel", [
+    (1, 2, 1, 3), (32, 1, 1, 3), (8, 1, 2, 3), (2, 1, 1, 1)])
+def test_conv3d_fast_cpu_inference_path_gives_the_plain_convolution(in_channels, batch, stride,
+                                                                    kernel):
     """The inference shortcuts of blocks.Conv3d (oneDNN called directly, channels-last for one
-    input channel) compute the same convolution as nn.Conv3d."""
+    input channel or a 1x1x1 kernel) compute the same convolution as nn.Conv3d."""
     from napari_deepreg.nets.blocks import Conv3d
 
     torch.manual_seed(0)
-    conv = Conv3d(in_channels, 16, 3, stride=stride, padding=1)
+    conv = Conv3d(in_channels, 16, kernel, stride=stride, padding=kernel // 2)
     x = torch.randn(batch, in_channels, 11, 12, 13)
-    expected = torch.nn.functional.conv3d(x, conv.weight, conv.bias, stride, 1)
+    expected = torch.nn.functional.conv3d(x, conv.weight, conv.bias, stride, kernel // 2)
     with torch.no_grad():
         out = conv(x)
     assert out.is_contiguous()

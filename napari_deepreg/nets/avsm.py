@@ -33,6 +33,7 @@ from ..core import (
     gaussian_matrix,
     matmul_along,
     resize,
+    resize_separable,
     resized_spacing,
     warp_image,
 )
@@ -270,8 +271,9 @@ class AvsmNet(nn.Module):
         shape = tuple(fixed.shape[2:])
         a_shape = self.affine.shape
         sp = resized_spacing(shape, spacing, a_shape)
-        f = resize(fixed, a_shape)
-        m = resize(moving, a_shape)
+        # the matrix form of the anti-aliased resize (same values, several times faster)
+        f = resize_separable(fixed, a_shape)
+        m = resize_separable(moving, a_shape)
         n, d = fixed.shape[0], self.dims
         a = torch.eye(d, device=fixed.device, dtype=fixed.dtype).expand(n, d, d)
         b = fixed.new_zeros(n, d)
