@@ -385,3 +385,44 @@ def test_shipped_model_improves_dice_on_the_sample(model_id):
     after = mean_dice(np.asarray(sample["fixed_labels"].array), result.warped_labels)
     assert after > before + 0.05
     assert result.affine is not None
+
+
+@pytest.mark.parametrize("model_id", _zoo_ids())
+def test_widget_runs_each_shipped_model_in_its_worker(model_id, make_napari_viewer, qtbot):
+    """Each avsm zoo model is offered with its step counts, runs in the widget's thread worker,
+    adds the result layers on the fixed grid and shows its affine matrix in the metrics table."""
+    from napari_deepreg import zoo
+    from napari_deepreg._napari._layers import GRID_NAME, JACOBIAN_NAME, WARPED_LABELS_NAME
+    from napari_deepreg.sample import load_sample
+
+    pair = load_sample("brain3d")
+    viewer = make_napari_viewer()
+    scale = pair["fixed"].spacing
+    viewer.add_image(pair["fixed"].array, name="fixed", scale=scale)
+    viewer.add_image(pair["moving"].array, name="moving", scale=scale)
+    viewer.add_labels(pair["fixed_labels"].array, name="fixed labels", scale=scale)
+    viewer.add_labels(pair["moving_labels"].array, name="moving labels", scale=scale)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
+    widget.method.value = model_id
+    affine_only = zoo.get_entry(model_id).id.startswith("avsm_affine")
+    expected = ["affine_steps", "model_file"] if affine_only else [
+        "affine_steps", "vsvf_steps", "model_file"]
+    assert [w.name for w in widget.params] == expected
+    widget.fixed_image.value = viewer.layers["fixed"]
+    widget.moving_image.value = viewer.layers["moving"]
+    widget.fixed_labels.value = viewer.layers["fixed labels"]
+    widget.moving_labels.value = viewer.layers["moving labels"]
+    worker = widget.run(start=False)
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        worker.start()
+    result = widget.result
+    assert result is not None and result.affine is not None
+    rows = {row[0]: row for row in widget.table_rows()}
+    for i in range(3):  # the world-frame affine, one row of the table per matrix row
+        shown = [float(v) for v in rows[f"affine row {i}"][2].split()]
+        np.testing.assert_allclose(shown, result.affine[i], rtol=1e-3, atol=1e-3)
+    assert {WARPED_LABELS_NAME, GRID_NAME, JACOBIAN_NAME} <= {layer.name for layer in viewer.layers}
+    np.testing.assert_allclose(viewer.layers[JACOBIAN_NAME].scale, scale)
+    if not affine_only:  # the deformable models gain Dice on the bundled pair
+        assert float(rows["Dice"][2]) > float(rows["Dice"][1]) + 0.05
