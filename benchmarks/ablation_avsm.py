@@ -16,7 +16,7 @@ It evaluates the trained runs of ``configs/avsm_*.yaml`` on the same held-out pa
 
 The figures come from :func:`napari_deepreg.methods.avsm.evaluate_steps`: pairs drawn like the
 training runs' validation pairs (held-out random deformations of the validation templates,
-MNI 2009c and CAT12, at the models' 4 mm working grid) but from other seeds (``--seed`` + i),
+MNI 2009c and CAT12, on each model's working grid) but from other seeds (``--seed`` + i),
 the same pairs for every model (checked: the Dice before registration must agree). Per pair,
 both directions are registered; Dice is the mean over the tissue labels of the moving labels
 warped by the map, EPE the mean endpoint error (mm) against the true map inside the fixed
@@ -327,7 +327,8 @@ def markdown(results: Mapping[str, Any], command: str | None = None) -> str:
     lines += [
         f"Test pairs: {results['pairs']} (seeds {results['seeds'][0]}-{results['seeds'][1]}), "
         "held-out random deformations (large affine + smooth SVF) of the validation templates "
-        "(MNI 2009c, CAT12) at 4 mm, each also registered the other way round for the "
+        "(MNI 2009c, CAT12) on each model's working grid, each also registered the other way "
+        "round for the "
         "inverse-consistency error; mean Dice before "
         f"registration {_fmt(before, 3)}.", ""]
 
