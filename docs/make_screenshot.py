@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
     parser.add_argument("--size", type=int, nargs=2, default=(1440, 900), metavar=("W", "H"))
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--method", default="instance_opt",
+                        help="method or zoo model to run (default instance_opt)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a method parameter (default: the method's defaults)")
     args = parser.parse_args()
@@ -55,7 +57,7 @@ def main() -> None:
     viewer.window.resize(*args.size)
     viewer.open_sample("napari-deepreg", "brain3d")
     _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = "instance_opt"
+    widget.method.value = args.method
     for item in args.param:
         name, _, value = item.partition("=")
         try:
