@@ -18,3 +18,30 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sample_in_widget(make_napari_viewer):
+    """``open(ndim, method) -> (viewer, widget, pair)``: the bundled brain pair of ``ndim``
+    dimensions (images and labels, on their spacing) in a viewer, with the Registration dock
+    widget's inputs set to them and ``method`` chosen."""
+
+    def open_sample(ndim: int, method: str):
+        from napari_deepreg.sample import load_sample
+
+        pair = load_sample(f"brain{ndim}d")
+        viewer = make_napari_viewer()
+        scale = pair["fixed"].spacing
+        viewer.add_image(pair["fixed"].array, name="fixed", scale=scale)
+        viewer.add_image(pair["moving"].array, name="moving", scale=scale)
+        viewer.add_labels(pair["fixed_labels"].array, name="fixed labels", scale=scale)
+        viewer.add_labels(pair["moving_labels"].array, name="moving labels", scale=scale)
+        _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
+        widget.method.value = method
+        widget.fixed_image.value = viewer.layers["fixed"]
+        widget.moving_image.value = viewer.layers["moving"]
+        widget.fixed_labels.value = viewer.layers["fixed labels"]
+        widget.moving_labels.value = viewer.layers["moving labels"]
+        return viewer, widget, pair
+
+    return open_sample

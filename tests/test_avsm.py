@@ -388,30 +388,18 @@ def test_shipped_model_improves_dice_on_the_sample(model_id):
 
 
 @pytest.mark.parametrize("model_id", _zoo_ids())
-def test_widget_runs_each_shipped_model_in_its_worker(model_id, make_napari_viewer, qtbot):
+def test_widget_runs_each_shipped_model_in_its_worker(model_id, sample_in_widget, qtbot):
     """Each avsm zoo model is offered with its step counts, runs in the widget's thread worker,
     adds the result layers on the fixed grid and shows its affine matrix in the metrics table."""
     from napari_deepreg import zoo
     from napari_deepreg._napari._layers import GRID_NAME, JACOBIAN_NAME, WARPED_LABELS_NAME
-    from napari_deepreg.sample import load_sample
 
-    pair = load_sample("brain3d")
-    viewer = make_napari_viewer()
+    viewer, widget, pair = sample_in_widget(3, model_id)
     scale = pair["fixed"].spacing
-    viewer.add_image(pair["fixed"].array, name="fixed", scale=scale)
-    viewer.add_image(pair["moving"].array, name="moving", scale=scale)
-    viewer.add_labels(pair["fixed_labels"].array, name="fixed labels", scale=scale)
-    viewer.add_labels(pair["moving_labels"].array, name="moving labels", scale=scale)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = model_id
     affine_only = zoo.get_entry(model_id).id.startswith("avsm_affine")
     expected = ["affine_steps", "model_file"] if affine_only else [
         "affine_steps", "vsvf_steps", "model_file"]
     assert [w.name for w in widget.params] == expected
-    widget.fixed_image.value = viewer.layers["fixed"]
-    widget.moving_image.value = viewer.layers["moving"]
-    widget.fixed_labels.value = viewer.layers["fixed labels"]
-    widget.moving_labels.value = viewer.layers["moving labels"]
     worker = widget.run(start=False)
     assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=60_000):

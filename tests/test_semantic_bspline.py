@@ -423,7 +423,7 @@ def test_shipped_model_improves_dice_on_the_bundled_sample(model_id):
 
 
 @pytest.mark.parametrize("model_id", sorted(_zoo_ids()))
-def test_widget_runs_each_shipped_model_in_its_worker(model_id, make_napari_viewer, qtbot):
+def test_widget_runs_each_shipped_model_in_its_worker(model_id, sample_in_widget, qtbot):
     """Each zoo model is offered with its parameters, runs in the widget's thread worker and
     adds the result layers (warped image and labels, grid, Jacobian, folds, magnitude) on the
     fixed image's grid."""
@@ -436,26 +436,14 @@ def test_widget_runs_each_shipped_model_in_its_worker(model_id, make_napari_view
         WARPED_LABELS_NAME,
         warped_name,
     )
-    from napari_deepreg.sample import load_sample
 
     ndim = 3 if zoo.get_entry(model_id).supports(3) else 2
-    pair = load_sample(f"brain{ndim}d")
-    viewer = make_napari_viewer()
+    viewer, widget, pair = sample_in_widget(ndim, model_id)
     scale = pair["fixed"].spacing
-    viewer.add_image(pair["fixed"].array, name="fixed", scale=scale)
-    viewer.add_image(pair["moving"].array, name="moving", scale=scale)
-    viewer.add_labels(pair["fixed_labels"].array, name="fixed labels", scale=scale)
-    viewer.add_labels(pair["moving_labels"].array, name="moving labels", scale=scale)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = model_id
     assert [w.name for w in widget.params] == [
         "refine", "refine_iterations", "refine_regularisation", "refine_control_spacing",
         "model_file",
     ]
-    widget.fixed_image.value = viewer.layers["fixed"]
-    widget.moving_image.value = viewer.layers["moving"]
-    widget.fixed_labels.value = viewer.layers["fixed labels"]
-    widget.moving_labels.value = viewer.layers["moving labels"]
     worker = widget.run(start=False)
     assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=60_000):
