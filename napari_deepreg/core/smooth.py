@@ -86,10 +86,10 @@ def matmul_along(x: Tensor, matrix: Tensor, axis: int) -> Tensor:
 
 
 def gaussian_matrix(
-    n: int, sigma: float, truncate: float = 3.0, padding_mode: str = "replicate", power: int = 1
+    n: int, sigma: float, truncate: float = 3.0, padding_mode: str = "replicate"
 ) -> Tensor:
     """``(n, n)`` float64 matrix of :func:`conv1d_along` with a Gaussian of ``sigma`` samples on
-    an axis of ``n`` samples, raised to ``power`` (``power=2``: the Gaussian applied twice).
+    an axis of ``n`` samples.
 
     A smoothing applied as one matrix product costs ``n`` multiply-adds per sample whatever the
     kernel's width, where a convolution costs the kernel's length (up to ``6 sigma + 1``); its
@@ -97,8 +97,7 @@ def gaussian_matrix(
     eye = torch.eye(n, dtype=torch.float64)[:, None]
     kernel = gaussian_kernel1d(sigma, truncate, dtype=torch.float64)
     # the operator applied to each unit vector gives one of its columns
-    matrix = conv1d_along(eye, kernel, 0, padding_mode)[:, 0].t()
-    return torch.linalg.matrix_power(matrix, power)
+    return conv1d_along(eye, kernel, 0, padding_mode)[:, 0].t()
 
 
 def resize(x: Tensor, shape: Sequence[int], antialias: bool = True) -> Tensor:

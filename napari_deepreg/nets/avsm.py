@@ -119,8 +119,7 @@ def multi_gaussian_smooth(
         for axis, sp in enumerate(spacing):
             # G_k G_k along this axis as one matrix: a matrix product instead of two
             # convolutions with kernels up to 6 sigma long (5x faster forward and backward)
-            matrix = _gaussian_squared(shape[axis], s / math.sqrt(2.0) / sp)
-            g = matmul_along(g, matrix.to(device=momentum.device, dtype=momentum.dtype), axis)
+            g = matmul_along(g, _gaussian_squared(shape[axis], s / math.sqrt(2.0) / sp), axis)
         out = out + (w / total) * g
     return out
 
@@ -128,7 +127,8 @@ def multi_gaussian_smooth(
 @functools.lru_cache(maxsize=64)
 def _gaussian_squared(n: int, sigma: float) -> Tensor:
     """The half-sample mirrored Gaussian of ``sigma`` samples applied twice, ``(n, n)``."""
-    return gaussian_matrix(n, sigma, truncate=3.0, padding_mode="symmetric", power=2)
+    g = gaussian_matrix(n, sigma, truncate=3.0, padding_mode="symmetric")
+    return g @ g
 
 
 def advect_identity(
