@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .training.config import coerce_value
+from .fields import parse_assignments
 from .volume import InputError, Volume
 
 PROG = "napari-deepreg"
@@ -93,36 +93,9 @@ def drive(gen: typing.Generator[Any, None, Any], printer: ProgressPrinter | None
 
 
 def parse_params(config_class: type, items: Sequence[str], method_id: str = "") -> dict[str, Any]:
-    """Turn ``["NAME=VALUE", ...]`` into a dict typed by ``config_class``'s dataclass fields.
-
-    Values are parsed by each field's annotation: int, float, bool (true/false/yes/no/1/0), str,
-    ``X | None`` (``none``), Literal choices, enums and comma-separated tuples/lists.
-    """
-    fields = {f.name: f for f in dataclasses.fields(config_class)}
-    try:
-        hints = typing.get_type_hints(config_class)
-    except Exception:  # unresolvable annotations: fall back to the defaults' types
-        hints = {}
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise InputError(f"--param {item!r} must look like NAME=VALUE")
-        if name not in fields:
-            raise InputError(
-                f"unknown parameter {name!r}"
-                + (f" for method {method_id!r}" if method_id else "")
-                + f"; valid: {', '.join(sorted(fields))}"
-            )
-        field = fields[name]
-        tp = hints.get(name)
-        if tp is None:
-            default = field.default
-            known = default is not dataclasses.MISSING and default is not None
-            tp = type(default) if known else str
-        out[name] = coerce_value(text, tp, f"parameter {name}")
-    return out
+    """Turn ``["NAME=VALUE", ...]`` into a dict typed by ``config_class``'s fields (the config
+    layer's :func:`~napari_deepreg.fields.parse_assignments`)."""
+    return parse_assignments(config_class, items, method_id)
 
 
 # --------------------------------------------------------------------------- landmarks

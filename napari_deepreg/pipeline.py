@@ -18,7 +18,8 @@ import torch
 from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.device import resolve_device
-from .methods import MethodSpec, Progress, RegistrationResult, get_method
+from .methods import get_method
+from .result import Grid, Progress, RegistrationResult
 from .volume import InputError, Volume, check_image, check_labels
 
 T = TypeVar("T")
@@ -64,19 +65,6 @@ def _as_volume(data: Volume | np.ndarray | None, name: str) -> Volume | None:
     if data is None or isinstance(data, Volume):
         return data
     return Volume(np.asarray(data), name=name)
-
-
-def _config_for(spec: MethodSpec, config: Any) -> Any:
-    if config is None:
-        return spec.default_config()
-    if isinstance(config, dict):
-        return spec.make_config(**config)
-    if not isinstance(config, spec.config_class):
-        raise ValueError(
-            f"config for {spec.id!r} must be a {spec.config_class.__name__} or a dict, "
-            f"got {type(config).__name__}"
-        )
-    return config
 
 
 def _prepare_labels(
@@ -159,7 +147,7 @@ def register(
             f"method {spec.id!r} supports {'/'.join(f'{d}D' for d in spec.dims)} images, "
             f"not {ndim}D"
         )
-    cfg = _config_for(spec, config)
+    cfg = spec.make_config(config)
     dev = resolve_device(device)
     fixed = dataclasses.replace(fixed, array=fixed_arr)
     moving = dataclasses.replace(moving, array=moving_arr)
@@ -238,8 +226,7 @@ def register(
         warped_labels=warped_labels,
         field=field_np,
         jacobian=jac,
-        spacing=tuple(spacing),
-        origin=tuple(fixed.origin),
+        grid=Grid.of(fixed),
         affine=None if estimate.affine is None else _affine_to_world(estimate.affine, fixed.origin),
         metrics=summary,
         label_metrics=label_rows,

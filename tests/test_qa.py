@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from napari_deepreg import qa
-from napari_deepreg.methods.base import RegistrationResult
+from napari_deepreg.result import Grid, RegistrationResult
 from napari_deepreg.volume import Volume
 
 # ----------------------------------------------------------------------------- deformation grid
@@ -178,8 +178,7 @@ def _result(ndim: int = 3, shape=(12, 14, 16)) -> RegistrationResult:
         warped_labels=labels,
         field=field,
         jacobian=jac,
-        spacing=(1.5, 1.0, 1.0)[-ndim:],
-        origin=(0.0,) * ndim,
+        grid=Grid(shape, (1.5, 1.0, 1.0)[-ndim:], (0.0,) * ndim),
         affine=None,
         metrics={"dice_before": 0.5, "dice_after": 0.8, "fold_percent": 0.01, "sdlogj": 0.05,
                  "hd95_after": float("nan"), "runtime_s": 1.25, "n_labels": 2},

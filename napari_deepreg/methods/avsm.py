@@ -51,6 +51,7 @@ from ..core import (
     warp_image,
     warp_labels,
 )
+from ..fields import validate
 from ..losses import functional as L
 from ..nets.avsm import (
     AvsmNet,
@@ -70,24 +71,6 @@ STAGES = ("affine", "vsvf")
 SIMILARITIES = ("mk_lncc", "lncc", "ncc")
 ANATOMIES = ("mni2009c", "cat12", "mni2009a")
 _GRID_MULTIPLE = 8  # the momentum U-Net halves the grid three times
-
-
-def _check_fields(obj: Any) -> None:
-    """Coerce int/float/bool fields and check the ``min``/``max`` bounds of their metadata."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        meta = f.metadata
-        if f.type in ("int", int):
-            if isinstance(value, float) and not value.is_integer():
-                raise InputError(f"{f.name} must be a whole number, got {value}")
-            value = int(value)
-        elif f.type in ("str", str):
-            value = str(value or "").strip()
-        setattr(obj, f.name, value)
-        if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
-            raise InputError(
-                f"{f.name} must be between {meta['min']} and {meta['max']}, got {value}"
-            )
 
 
 # ----------------------------------------------------------------------------- configs
@@ -110,7 +93,7 @@ class AvsmAffineConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        validate(self)
 
 
 @dataclass
@@ -135,7 +118,7 @@ class AvsmConfig:
     )
 
     def __post_init__(self) -> None:
-        _check_fields(self)
+        validate(self)
 
 
 @dataclass

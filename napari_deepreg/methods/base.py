@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress report: ``step`` out of ``total`` with a short human-readable message."""
-
-    step: int
-    total: int
-    message: str = ""
+from ..fields import make_config
+from ..result import Progress, RegistrationResult
 
 
 @dataclass
@@ -56,47 +49,15 @@ class MethodSpec:
     def default_config(self) -> Any:
         return self.config_class()
 
-    def make_config(self, **overrides: Any) -> Any:
-        """Config with ``overrides`` applied; unknown names raise a ValueError naming valid ones."""
-        names = {f.name for f in fields(self.config_class)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {unknown} for method {self.id!r}; valid: {sorted(names)}"
-            )
-        return self.config_class(**overrides)
+    def make_config(self, values: Any = None, **overrides: Any) -> Any:
+        """A config from None / an instance / a dict of overrides (keywords too).
+
+        Unknown names and bad values raise an InputError that names this method and the valid
+        parameters (``fields.make_config``).
+        """
+        if overrides:
+            values = {**dict(values or {}), **overrides}
+        return make_config(self.config_class, values, self.id)
 
 
-@dataclass
-class RegistrationResult:
-    """Everything a registration run produced, as numpy arrays on the fixed image's grid.
-
-    Attributes:
-        warped: moving image warped into the fixed grid, ``(*spatial)``.
-        warped_labels: moving labels warped with the same field, or None.
-        field: ``(D, *spatial)`` displacement in mm along the array axes (pull-back).
-        jacobian: ``(*spatial)`` determinant of the Jacobian of ``x + u(x)``.
-        spacing, origin: fixed grid geometry in mm (array axis order).
-        affine: ``(D+1, D+1)`` physical affine of the method's affine stage, or None.
-        metrics: figures such as ``dice_before``, ``dice_after``, ``fold_percent``, ``sdlogj``.
-        label_metrics: per-label rows ``{"label": int, "dice_before": ..., "dice_after": ...}``.
-        runtime: seconds spent in the method (wall clock).
-        method, model: method id and zoo model id (None for optimisation methods).
-        parameters: the config the method ran with, as a dict.
-        notes: messages for the user (input resampled, direction matrix ignored...).
-    """
-
-    warped: np.ndarray
-    warped_labels: np.ndarray | None
-    field: np.ndarray
-    jacobian: np.ndarray
-    spacing: tuple[float, ...]
-    origin: tuple[float, ...]
-    affine: np.ndarray | None
-    metrics: dict[str, float]
-    label_metrics: list[dict[str, float]]
-    runtime: float
-    method: str
-    model: str | None
-    parameters: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
+__all__ = ["Estimate", "Estimator", "MethodSpec", "Progress", "RegistrationResult"]

@@ -13,7 +13,7 @@ Other methods use this as test-time refinement: pass ``initial_field`` to :func:
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -27,8 +27,8 @@ from ..core import (
     resized_spacing,
     warp_image,
 )
+from ..fields import validate
 from ..losses import functional as L
-from ..volume import InputError
 from . import MethodSpec, register_method
 from .base import Estimate, Progress
 
@@ -143,29 +143,7 @@ class InstanceOptConfig:
     )
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            if "choices" in meta:
-                value = str(value).lower()
-                if value not in meta["choices"]:
-                    raise InputError(
-                        f"{f.name} must be one of {meta['choices']}, got {getattr(self, f.name)!r}"
-                    )
-                setattr(self, f.name, value)
-            elif f.type in ("int", int):
-                if isinstance(value, float) and not value.is_integer():
-                    raise InputError(f"{f.name} must be a whole number, got {value}")
-                setattr(self, f.name, int(value))
-            elif f.type in ("float", float):
-                setattr(self, f.name, float(value))
-            elif f.type in ("bool", bool):
-                setattr(self, f.name, bool(value))
-            value = getattr(self, f.name)
-            if "min" in meta and value < meta["min"] or "max" in meta and value > meta["max"]:
-                raise InputError(
-                    f"{f.name} must be between {meta['min']} and {meta['max']}, got {value}"
-                )
+        validate(self)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -45,6 +45,7 @@ from ..core import (
     warp_image,
     warp_labels,
 )
+from ..fields import validate
 from ..nets.semantic_bspline import COMBINE, SemanticBSplineNet, half_grid
 from ..training.task import Batch, TrainTask, register_task
 from ..volume import InputError, Volume
@@ -68,31 +69,6 @@ _CSF_GM_FRACTION = 0.2
 _GM_WM_FRACTION = 0.6
 # the U-Net has three stride-2 levels: grids of 8 k + 1 voxels keep every level aligned
 _GRID_MULTIPLE = 8
-
-
-def _validate_choices(obj: Any) -> None:
-    """Lower-case ``choices`` fields and check them and the ``min``/``max`` bounds."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        meta = f.metadata
-        if "choices" in meta:
-            value = str(value).lower()
-            if value not in meta["choices"]:
-                raise InputError(f"{f.name} must be one of {meta['choices']}, got {value!r}")
-            setattr(obj, f.name, value)
-        elif f.type in ("int", int):
-            if isinstance(value, float) and not value.is_integer():
-                raise InputError(f"{f.name} must be a whole number, got {value}")
-            setattr(obj, f.name, int(value))
-        elif f.type in ("float", float):
-            setattr(obj, f.name, float(value))
-        elif f.type in ("bool", bool):
-            setattr(obj, f.name, bool(value))
-        value = getattr(obj, f.name)
-        if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
-            raise InputError(
-                f"{f.name} must be between {meta['min']} and {meta['max']}, got {value}"
-            )
 
 
 # ----------------------------------------------------------------------------- configs
@@ -135,8 +111,7 @@ class SemanticBSplineConfig:
     )
 
     def __post_init__(self) -> None:
-        _validate_choices(self)
-        self.model_file = str(self.model_file or "").strip()
+        validate(self)
 
 
 @dataclass

@@ -16,14 +16,13 @@ then command-line overrides (``train.steps=200`` / ``method.lambda_reg=0.5``).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..fields import coerce, from_mapping
 
 SECTIONS = ("train", "method")
 
@@ -146,126 +145,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
         raise TypeError(f"config is not JSON-serialisable: {err}") from None
 
 
-_TRUE = ("true", "yes", "on", "1", "y", "t")
-_FALSE = ("false", "no", "off", "0", "n", "f")
-
-
-def coerce_value(value: Any, tp: Any, name: str) -> Any:
-    """``value`` (from YAML/JSON or command-line text) converted to the annotated type ``tp``.
-
-    Handles ``X | None`` (``none``/``null`` text too), ``Literal`` choices, enums, tuples and
-    lists (``"64,64,32"`` or ``"64x64x32"``), bool words (true/false/yes/no/on/off/1/0), ints
-    written as ``1e3``, floats and strings. Raises ValueError naming ``name``.
-    """
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any or tp is object:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        nullable = type(None) in args
-        if nullable and (
-            value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))
-        ):
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce_value(value, arg, name)
-            except (TypeError, ValueError):
-                continue
-        raise ValueError(f"{name}: {value!r} fits none of {tp}")
-    if origin is typing.Literal:
-        for choice in args:
-            try:
-                if coerce_value(value, type(choice), name) == choice:
-                    return choice
-            except (TypeError, ValueError):
-                continue
-        raise ValueError(f"{name} must be one of {list(args)}, got {value!r}")
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        for member in tp:
-            if value is member or str(value) in (member.name, str(member.value)):
-                return member
-        raise ValueError(f"{name} must be one of {[m.value for m in tp]}, got {value!r}")
-    if origin in (tuple, list, Sequence) or tp in (tuple, list):
-        if isinstance(value, str):
-            # "64,64,32" or "64x64x32" from the command line
-            text = value.strip("()[] ").replace("x", ",")
-            value = [v.strip() for v in text.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name} must be a list, got {value!r}")
-        if args and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(args) != len(value):
-                raise ValueError(f"{name} must have {len(args)} items, got {len(value)}")
-            items = [coerce_value(v, a, name) for v, a in zip(value, args, strict=True)]
-        else:
-            item_tp = args[0] if args else Any
-            items = [coerce_value(v, item_tp, name) for v in value]
-        return tuple(items) if (origin is tuple or tp is tuple) else list(items)
-    if origin in (dict, Mapping) or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{name} must be a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an integer, got {value!r}") from None
-        if not number.is_integer():
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-        return int(number)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{name} must be a number, got {value!r}")
-        try:
-            return float(value)  # also YAML's "1e-3", which PyYAML reads as a string
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name} must be a string, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
-        return config_from_dict(tp, value, section=name)
-    return value
-
-
-def config_from_dict(
-    config_class: type, values: Mapping[str, Any] | None, base: Any = None, section: str = ""
-) -> Any:
-    """``config_class`` built from ``values`` on top of ``base`` (or the class defaults).
-
-    Values are converted to the annotated field types; an unknown name raises a ValueError that
-    lists the valid ones.
-    """
-    values = dict(values or {})
-    hints = typing.get_type_hints(config_class)
-    names = [f.name for f in fields(config_class) if f.init]
-    unknown = sorted(set(values) - set(names))
-    prefix = f"{section}." if section else ""
-    if unknown:
-        raise ValueError(
-            f"unknown setting(s) {[prefix + u for u in unknown]}; valid: {sorted(names)}"
-        )
-    start = config_to_dict(base) if base is not None else {}
-    merged: dict[str, Any] = {}
-    for name in names:
-        if name in values:
-            merged[name] = coerce_value(values[name], hints[name], prefix + name)
-        elif name in start:
-            merged[name] = coerce_value(start[name], hints[name], prefix + name)
-    return config_class(**merged)
+# coercion and dataclass building are the config layer's (napari_deepreg.fields)
+coerce_value = coerce
+config_from_dict = from_mapping
 
 
 # ----------------------------------------------------------------------------- files and overrides

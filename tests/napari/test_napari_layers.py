@@ -22,7 +22,7 @@ from napari_deepreg._napari._layers import (
     result_layers,
     warped_name,
 )
-from napari_deepreg.methods import RegistrationResult
+from napari_deepreg.result import Grid, RegistrationResult
 
 SPACING = (2.0, 1.0, 0.5)
 ORIGIN = (-4.0, 7.0, 1.5)
@@ -41,8 +41,7 @@ def make_result(with_labels: bool = True) -> RegistrationResult:
         warped_labels=np.ones(shape, dtype=np.int32) if with_labels else None,
         field=field,
         jacobian=jac,
-        spacing=SPACING,
-        origin=ORIGIN,
+        grid=Grid(shape, SPACING, ORIGIN),
         affine=None,
         metrics={},
         label_metrics=[],
