@@ -184,7 +184,8 @@ print(json.dumps({"model": zoo_2d[0], "dice": result.metrics["dice_after"], "loa
 
 
 def test_a_zoo_model_runs_without_training_data_or_gui_modules():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     out = subprocess.run(
         [sys.executable, "-c", _RUN_WITHOUT_HARNESS, ",".join(GUI_MODULES)],
         capture_output=True, text=True, timeout=600, cwd=ROOT, env=env, check=False,
