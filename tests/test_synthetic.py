@@ -1,4 +1,5 @@
-"""Tests of the synthetic pair generators: napari_deepreg.data.{synthetic, pairs, resample}.
+"""Tests of the synthetic pair generators: napari_deepreg.data.{deform, appearance, phantoms,
+pair_config, working_anatomy, pairs, resample}.
 
 Small label phantoms (32^3, 64^2) stand in for real anatomy, so nothing here needs a registry.
 """
@@ -18,24 +19,19 @@ from napari_deepreg.core import (
     warp_image,
     warp_labels,
 )
-from napari_deepreg.data.pairs import (
-    PairConfig,
-    PairSampler,
-    make_pair,
-    prepare_anatomy,
-    slice_pair,
-)
-from napari_deepreg.data.resample import downsample_labels, downsample_volume
-from napari_deepreg.data.synthetic import (
-    draw_contrast,
+from napari_deepreg.data.appearance import draw_contrast, synthesize_image
+from napari_deepreg.data.deform import (
     grid_center,
     random_affine,
     random_affine_field,
-    random_label_map,
     random_svf_field,
     svf_grid_factor,
-    synthesize_image,
 )
+from napari_deepreg.data.pair_config import PairConfig
+from napari_deepreg.data.pairs import PairSampler, make_pair, slice_pair
+from napari_deepreg.data.phantoms import random_label_map
+from napari_deepreg.data.resample import downsample_labels, downsample_volume
+from napari_deepreg.data.working_anatomy import prepare_anatomy
 from napari_deepreg.metrics import mean_dice
 from napari_deepreg.volume import Volume
 
