@@ -38,7 +38,7 @@ from torch import Tensor
 from ..core import affine_to_field, compose, warp_image, warp_labels
 from ..core.device import resolve_device
 from ..volume import Volume
-from .appearance import draw_contrast, random_intensity_change, synthesize_image
+from .appearance import LabelContrast, draw_contrast, random_intensity_change, synthesize_image
 from .deform import grid_center, random_affine, random_svf_field
 from .draws import Seed, draw_value, make_generator
 from .pair_config import PairConfig
@@ -119,7 +119,7 @@ def _same_contrast(
 
 def _synthesize(
     labels: Tensor, spacing: Sequence[float], config: PairConfig, gen: torch.Generator,
-    contrast,
+    contrast: LabelContrast,
 ) -> Tensor:
     return synthesize_image(
         labels, gen, spacing, config.intensity_range, config.label_noise_std,

@@ -80,6 +80,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names (Adam, AdamW, else SGD with momentum 0.9) over
+    ``params`` (parameters or parameter groups), at the base rate ``config.lr``."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
