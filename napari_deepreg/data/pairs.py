@@ -27,154 +27,22 @@ Every determinant is positive: ``exp(v)`` is a diffeomorphism, ``B`` has a posit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..core import affine_to_field, compose, resize, warp_image, warp_labels
+from ..core import affine_to_field, compose, warp_image, warp_labels
 from ..core.device import resolve_device
 from ..volume import Volume
-from .resample import downsample_labels
-from .synthetic import (
-    Range,
-    Seed,
-    draw_contrast,
-    grid_center,
-    make_generator,
-    random_affine,
-    random_intensity_change,
-    random_svf_field,
-    synthesize_image,
-)
-
-MODALITIES = ("same", "synth", "multimodal")
-
-
-@dataclass
-class PairConfig:
-    """How synthetic pairs are drawn. Ranges are ``(low, high)`` (uniform) or a fixed number.
-
-    Attributes:
-        modality: ``"same"`` (real intensities, mild independent intensity changes), ``"synth"``
-            (both images synthesised from their labels with one random contrast) or
-            ``"multimodal"`` (two independent random contrasts).
-        svf_magnitude_mm: largest displacement (mm) of the true deformable part; a range draws
-            it per pair.
-        svf_smoothness_mm: standard deviation (mm) of the Gaussian smoothing the velocity noise.
-        subject_magnitude_mm: largest displacement of the random warp applied to the anatomy
-            before the pair is made (variety of anatomy; 0 keeps the moving image the anatomy
-            itself); ``None``: the same as ``svf_magnitude_mm``.
-        rotation_deg: largest rotation per plane (degrees) of the true affine part.
-        scale: scale range of the true affine part (see :func:`random_affine`).
-        shear: largest shear coefficient.
-        translation_mm: largest translation per axis (mm).
-        gamma_range, bias_strength: intensity change of ``"same"`` pairs (per image).
-        intensity_range, label_noise_std, blur_sigma_mm, synth_bias_strength, synth_gamma_range,
-            noise_std, zero_background: label-map synthesis (:func:`synthesize_image`).
-        tissue_threshold: unlabelled voxels (label 0) brighter than this (image scaled to
-            [0, 1]) get a label of their own for synthesis, e.g. the white matter of a cortical
-            atlas such as DKT, which would otherwise look like the background; the returned label
-            maps show them as 0 still. ``None`` (or no image) turns this off.
-        downsample: integer factor from the anatomy's grid to the working grid.
-        working_shape: centred crop / zero pad (about the labels' bounding box) after
-            downsampling; ``None`` keeps the downsampled shape.
-        random_slice: make 2D pairs from random slices of a 3D anatomy (slice, then deform).
-        slice_axis: array axis the slices are taken along (``None``: a random axis per pair).
-        slice_range: slices are drawn in this fraction of the labels' extent along the axis.
-        steps: scaling-and-squaring steps.
-        svf_grid_factor: coarsening of the SVF integration (``None``: automatic, see
-            :func:`random_svf_field`).
-        label_interpolation: ``"vote"`` (:func:`~napari_deepreg.core.warp_labels`, the label of
-            largest linear-interpolation weight) or ``"nearest"`` (nearest voxel; on a CPU about
-            ten times faster, borders up to half a voxel rougher).
-    """
-
-    modality: str = "same"
-    svf_magnitude_mm: Range = 6.0
-    svf_smoothness_mm: float = 16.0
-    subject_magnitude_mm: Range | None = None
-    rotation_deg: float | tuple[float, ...] = 0.0
-    scale: Range = 0.0
-    shear: float = 0.0
-    translation_mm: float | tuple[float, ...] = 0.0
-    gamma_range: tuple[float, float] = (0.85, 1.18)
-    bias_strength: float = 0.1
-    intensity_range: tuple[float, float] = (0.0, 1.0)
-    label_noise_std: Range = (0.0, 0.08)
-    blur_sigma_mm: Range = (0.0, 1.5)
-    synth_bias_strength: Range = (0.0, 0.3)
-    synth_gamma_range: tuple[float, float] = (0.7, 1.4)
-    noise_std: Range = (0.0, 0.04)
-    zero_background: bool = False
-    tissue_threshold: float | None = 0.1
-    downsample: int = 1
-    working_shape: tuple[int, ...] | None = None
-    random_slice: bool = False
-    slice_axis: int | None = 0
-    slice_range: tuple[float, float] = (0.25, 0.75)
-    steps: int = 7
-    svf_grid_factor: int | None = None
-    label_interpolation: str = "vote"
-
-    def __post_init__(self) -> None:
-        # lists from JSON / YAML configs become tuples
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                setattr(self, f.name, tuple(value))
-        if self.modality not in MODALITIES:
-            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        if int(self.downsample) < 1:
-            raise ValueError(f"downsample must be a positive integer, got {self.downsample}")
-        if self.label_interpolation not in ("vote", "nearest"):
-            raise ValueError(
-                f'label_interpolation must be "vote" or "nearest", got {self.label_interpolation!r}'
-            )
-        if self.svf_smoothness_mm <= 0:
-            raise ValueError(f"svf_smoothness_mm must be > 0, got {self.svf_smoothness_mm}")
-        low, high = self.slice_range
-        if not 0 <= low <= high <= 1:
-            raise ValueError(f"slice_range must satisfy 0 <= low <= high <= 1, got {low, high}")
-
-
-@dataclass
-class Anatomy:
-    """An anatomy on the working grid (see :func:`prepare_anatomy`).
-
-    Attributes:
-        image: ``(1, 1, *S)`` float32 in [0, 1], or None (label synthesis only).
-        labels: ``(1, 1, *S)`` int64.
-        spacing: voxel size (mm) per array axis.
-        values: sorted label values present (int64, CPU).
-        name: for messages.
-        tissue_label: the value given to bright unlabelled voxels (``tissue_threshold``) in
-            ``labels``; pairs show it as 0. None if there is none.
-    """
-
-    image: Tensor | None
-    labels: Tensor
-    spacing: tuple[float, ...]
-    values: Tensor
-    name: str = ""
-    tissue_label: int | None = None
-
-    @property
-    def ndim(self) -> int:
-        return self.labels.ndim - 2
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.labels.shape[2:])
-
-    @cached_property
-    def foreground_box(self) -> list[tuple[int, int]]:
-        """Inclusive index range of labels > 0 per axis (computed once)."""
-        return _foreground_box(self.labels[0, 0].cpu().numpy())
+from .appearance import LabelContrast, draw_contrast, random_intensity_change, synthesize_image
+from .deform import grid_center, random_affine, random_svf_field
+from .draws import Seed, draw_value, make_generator
+from .pair_config import PairConfig
+from .working_anatomy import Anatomy, prepare_anatomy, random_slice, slice_anatomy, slice_index
 
 
 @dataclass
@@ -220,138 +88,7 @@ class SyntheticPair:
         return out
 
 
-# ----------------------------------------------------------------------------- anatomy
-
-
-def _foreground_box(labels: np.ndarray) -> list[tuple[int, int]]:
-    """``(low, high)`` inclusive index range of labels > 0 per axis (the whole axis if none)."""
-    mask = labels > 0
-    if not mask.any():
-        return [(0, n - 1) for n in labels.shape]
-    box = []
-    for axis in range(labels.ndim):
-        other = tuple(a for a in range(labels.ndim) if a != axis)
-        hits = np.nonzero(mask.any(axis=other))[0]
-        box.append((int(hits[0]), int(hits[-1])))
-    return box
-
-
-def _crop_or_pad(array: np.ndarray, shape: Sequence[int], box: list[tuple[int, int]]) -> np.ndarray:
-    """``array`` cut or zero-padded to ``shape``, centred on ``box`` as far as the array allows."""
-    out = np.zeros(tuple(shape), dtype=array.dtype)
-    src, dst = [], []
-    for n, m, (lo, hi) in zip(array.shape, shape, box, strict=True):
-        if m >= n:  # pad: the whole axis, centred
-            start = (m - n) // 2
-            src.append(slice(0, n))
-            dst.append(slice(start, start + n))
-        else:  # crop: centred on the box, kept inside the array
-            start = int(round((lo + hi) / 2 - (m - 1) / 2))
-            start = min(max(start, 0), n - m)
-            src.append(slice(start, start + m))
-            dst.append(slice(0, m))
-    out[tuple(dst)] = array[tuple(src)]
-    return out
-
-
-def _unit_intensities(array: np.ndarray) -> np.ndarray:
-    """Intensities to [0, 1]: the minimum to 0, the 99.9th percentile to 1, clipped."""
-    lo = float(array.min())
-    hi = float(np.percentile(array, 99.9))
-    if hi <= lo:
-        hi = float(array.max())
-    if hi <= lo:
-        return np.zeros_like(array, dtype=np.float32)
-    return np.clip((array - lo) / (hi - lo), 0, 1).astype(np.float32)
-
-
-def prepare_anatomy(
-    image: Volume | None,
-    labels: Volume,
-    config: PairConfig | None = None,
-    device: torch.device | str = "cpu",
-) -> Anatomy:
-    """Bring an anatomy to the working grid of ``config`` (done once per anatomy).
-
-    Labels are downsampled by majority vote (:func:`resample.downsample_labels`), the image by
-    anti-aliased resizing (:func:`core.resize`); both are then cropped or zero-padded to
-    ``working_shape`` about the centre of the labels' bounding box; intensities go to [0, 1].
-
-    Args:
-        image: the anatomy's intensities, or None when only label synthesis is wanted.
-        labels: its label map, same grid as ``image``.
-    """
-    config = config or PairConfig()
-    lab = np.asarray(labels.array)
-    if lab.dtype.kind == "f":
-        lab = np.rint(lab)
-    lab = lab.astype(np.int64)
-    if image is not None and tuple(image.shape) != lab.shape:
-        raise ValueError(f"image {image.shape} and labels {lab.shape} must share a grid")
-    factor = int(config.downsample)
-    spacing = tuple(s * factor for s in labels.spacing)
-    lab = downsample_labels(lab, factor)
-    img = None
-    if image is not None:
-        x = torch.from_numpy(np.ascontiguousarray(image.array, dtype=np.float32))[None, None]
-        img = resize(x, lab.shape, antialias=True)[0, 0].numpy() if factor > 1 else x[0, 0].numpy()
-    if config.working_shape is not None:
-        shape = tuple(int(n) for n in config.working_shape)
-        if len(shape) != lab.ndim:
-            raise ValueError(f"working_shape {shape} must have {lab.ndim} axes")
-        box = _foreground_box(lab)
-        if img is not None:
-            # pad with the image's background (its minimum) before the intensities are scaled
-            img = _crop_or_pad(img - img.min(), shape, box) + img.min()
-        lab = _crop_or_pad(lab, shape, box)
-    dev = resolve_device(device)
-    image_t = tissue = None
-    if img is not None:
-        unit = _unit_intensities(img)
-        image_t = torch.from_numpy(unit)[None, None].to(dev)
-        if config.tissue_threshold is not None:
-            bright = (lab == 0) & (unit > config.tissue_threshold)
-            if bright.any():
-                tissue = int(lab.max()) + 1
-                lab = np.where(bright, tissue, lab)
-    labels_t = torch.from_numpy(lab)[None, None].to(dev)
-    values = torch.unique(torch.from_numpy(lab))
-    return Anatomy(image_t, labels_t, spacing, values, labels.name, tissue)
-
-
-def slice_anatomy(anatomy: Anatomy, axis: int, index: int) -> Anatomy:
-    """The 2D slice ``index`` along array ``axis`` of a 3D anatomy."""
-    if anatomy.ndim != 3:
-        raise ValueError("only a 3D anatomy can be sliced")
-    take = (slice(None), slice(None), *(index if a == axis else slice(None) for a in range(3)))
-    labels = anatomy.labels[take].contiguous()
-    image = None if anatomy.image is None else anatomy.image[take].contiguous()
-    spacing = tuple(s for a, s in enumerate(anatomy.spacing) if a != axis)
-    return Anatomy(image, labels, spacing, torch.unique(labels.cpu()), anatomy.name,
-                   anatomy.tissue_label)
-
-
-def _random_slice(anatomy: Anatomy, config: PairConfig, gen: torch.Generator) -> tuple[int, int]:
-    """Axis and index of a random slice inside ``slice_range`` of the labels' extent."""
-    u_axis, u_index = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
-    axis = config.slice_axis if config.slice_axis is not None else min(int(u_axis * 3), 2)
-    if not 0 <= axis < 3:
-        raise ValueError(f"slice_axis must be 0, 1 or 2 for a 3D anatomy, got {axis}")
-    lo, hi = anatomy.foreground_box[axis]
-    first = lo + config.slice_range[0] * (hi - lo)
-    last = lo + config.slice_range[1] * (hi - lo)
-    return axis, int(round(first + u_index * (last - first)))
-
-
 # ----------------------------------------------------------------------------- pairs
-
-
-def _draw_range(gen: torch.Generator, value: Range) -> float:
-    u = float(torch.rand((), generator=gen, dtype=torch.float64))
-    if isinstance(value, (int, float)):
-        return float(value)
-    low, high = (float(v) for v in value)
-    return low + u * (high - low)
 
 
 def _warp_labels(labels: Tensor, field: Tensor, spacing, mode: str) -> Tensor:
@@ -382,7 +119,7 @@ def _same_contrast(
 
 def _synthesize(
     labels: Tensor, spacing: Sequence[float], config: PairConfig, gen: torch.Generator,
-    contrast,
+    contrast: LabelContrast,
 ) -> Tensor:
     return synthesize_image(
         labels, gen, spacing, config.intensity_range, config.label_noise_std,
@@ -402,7 +139,7 @@ def pair_from_anatomy(
     if config.random_slice:
         if anatomy.ndim != 3:
             raise ValueError("random_slice needs a 3D anatomy; this one is 2D already")
-        axis, index = _random_slice(anatomy, config, gen)
+        axis, index = random_slice(anatomy, config, gen)
         anatomy = slice_anatomy(anatomy, axis, index)
         info.update(slice_axis=axis, slice_index=index)
     if config.modality == "same" and anatomy.image is None:
@@ -411,7 +148,7 @@ def pair_from_anatomy(
     ndim = len(shape)
 
     # the answer: phi_u = B o exp(v)
-    magnitude = _draw_range(gen, config.svf_magnitude_mm)
+    magnitude = draw_value(gen, config.svf_magnitude_mm)
     svf = random_svf_field(
         shape, sp, magnitude, config.svf_smoothness_mm, gen, device, config.steps,
         grid_factor=config.svf_grid_factor,
@@ -426,7 +163,7 @@ def pair_from_anatomy(
     subject = config.svf_magnitude_mm if config.subject_magnitude_mm is None else (
         config.subject_magnitude_mm
     )
-    subject_mag = _draw_range(gen, subject)
+    subject_mag = draw_value(gen, subject)
     warp_m = random_svf_field(
         shape, sp, subject_mag, config.svf_smoothness_mm, gen, device, config.steps,
         grid_factor=config.svf_grid_factor,
@@ -493,7 +230,7 @@ def slice_pair(pair: SyntheticPair, axis: int, index: int) -> SyntheticPair:
     if not 0 <= axis < 3 or not 0 <= index < pair.field.shape[2 + axis]:
         grid = tuple(pair.field.shape[2:])
         raise ValueError(f"no slice {index} along axis {axis} of a {grid} grid")
-    take = (slice(None), slice(None), *(index if a == axis else slice(None) for a in range(3)))
+    take = slice_index(axis, index)
     in_plane = [a for a in range(3) if a != axis]
     field2 = pair.field[take][:, in_plane].contiguous()
     info = dict(pair.info, slice_axis=axis, slice_index=index,
@@ -581,14 +318,9 @@ class PairSampler:
 
 
 __all__ = [
-    "MODALITIES",
-    "Anatomy",
-    "PairConfig",
     "PairSampler",
     "SyntheticPair",
     "make_pair",
     "pair_from_anatomy",
-    "prepare_anatomy",
-    "slice_anatomy",
     "slice_pair",
 ]

@@ -15,6 +15,10 @@ sampler; a checkpoint stores all their states, the optimiser and the gradient sc
 resumed from step k ends in exactly the state of an uninterrupted run (on the same device and
 thread count). Validation runs inside ``torch.random.fork_rng`` on pairs drawn once from fixed
 seeds, so it never perturbs training randomness.
+
+Here: the loop, one optimiser step, the learning-rate schedule, the records and the signal
+handling; the held-out pairs, their figures and the best-model test are in :mod:`.validation`;
+the session state, checkpoints, resume and ``init_from`` in :mod:`.run_state`.
 """
 
 from __future__ import annotations
@@ -30,20 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..core.device import resolve_device
 from ..zoo import save_model_file
 from .batch import to_device
-from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint, seed_everything
+from .checkpoint import seed_everything
 from .config import TrainConfig
 from .prefetch import Prefetcher
+from .run_state import RunState, initialise_from, resolve_resume, restore_run, save_run
 from .runlog import ProgressDisplay, format_figures, plot_log, write_csv
-from .task import Batch, TrainTask
+from .task import TrainTask
+from .validation import as_float, improves, validate, validation_batches
 
-# Validation pairs come from these seeds whatever the training seed, so runs with different
-# seeds are compared on the same held-out pairs.
-VAL_SEED = 987_654
 # Offset of the sampler's seed from the global one, so data and initialisation draw unrelated
 # streams.
 SAMPLER_SEED_OFFSET = 7_919
@@ -63,23 +66,6 @@ class TrainResult:
     interrupted: bool = False
 
 
-@dataclass
-class _Run:
-    """The mutable state of one training session (what a checkpoint saves, and its tools)."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    sampler: torch.Generator
-    val_batches: list[Batch]
-    last_checkpoint: Path | None = None
-    feeder: Prefetcher | None = None
-    step: int = 0
-    elapsed: float = 0.0
-    log: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-
-
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Learning rate of (1-based) ``step``: linear warm-up, then constant or cosine decay."""
     base = config.lr
@@ -94,15 +80,13 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def make_optimizer(params: Any, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` names (Adam, AdamW, else SGD with momentum 0.9) over
+    ``params`` (parameters or parameter groups), at the base rate ``config.lr``."""
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
-
-
-def _scalar(value: Any) -> float:
-    return float(value.detach()) if isinstance(value, Tensor) else float(value)
 
 
 class Trainer:
@@ -153,26 +137,26 @@ class Trainer:
     def _fit(self, resume: str | Path | None) -> TrainResult:
         cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_path = self._resolve_resume(resume)
+        ckpt_path = resolve_resume(resume, self.run_dir)
         self._stop = False
 
         seed_everything(cfg.seed)
         sampler = torch.Generator().manual_seed(cfg.seed + SAMPLER_SEED_OFFSET)
         self.task.setup(self.device)
         model = self.task.build_model(self.task.config).to(self.device)
-        run = _Run(
+        run = RunState(
             model=model,
             optimizer=make_optimizer(self.task.parameters(model), cfg),
             scaler=torch.amp.GradScaler(self.device.type, enabled=self.amp),
             sampler=sampler,
-            val_batches=self._validation_batches(),
+            val_batches=validation_batches(self.task, cfg.val_pairs),
             last_checkpoint=ckpt_path,
         )
         if ckpt_path is not None:
             # after build_model: its random initialisation must not shift the restored RNGs
-            self._restore(ckpt_path, run)
+            restore_run(ckpt_path, run, self.task)
         elif cfg.init_from:
-            self._initialise(cfg.init_from, model)
+            initialise_from(cfg.init_from, model, self.task.method_id)
         self._write_config(run.step)
         progress = ProgressDisplay(
             cfg.steps, initial=run.step, mode=cfg.progress, stream=self.stream
@@ -196,13 +180,7 @@ class Trainer:
                 f"stopped at step {run.step}; resume with --resume {run.last_checkpoint}"
             )
         model_path = self.run_dir / "model.pt"
-        save_model_file(
-            model_path,
-            self.task.method_id,
-            self.task.config_dict(),
-            model.state_dict(),
-            self._meta(run.step),
-        )
+        self._save_model(model_path, model, run.step)
         write_csv(run.log, self.run_dir / "log.csv")
         self._plot(run.log)
         best_path = self.run_dir / "best_model.pt"
@@ -217,7 +195,7 @@ class Trainer:
             interrupted=interrupted,
         )
 
-    def _loop(self, run: _Run, progress: ProgressDisplay) -> None:
+    def _loop(self, run: RunState, progress: ProgressDisplay) -> None:
         """Steps until ``config.steps`` or a stop request, logging, validating, checkpointing."""
         cfg = self.config
         window: dict[str, float] = {}
@@ -255,13 +233,19 @@ class Trainer:
                 progress.update(step, shown, (now - t_session) / (step - first_step))
             if at_ckpt:
                 run.elapsed = time.perf_counter() - t0
-                run.last_checkpoint = self._save(run)
+                run.last_checkpoint = save_run(
+                    run,
+                    self.run_dir / "checkpoints",
+                    self.task,
+                    self._meta(run.step),
+                    cfg.keep_checkpoints,
+                )
             if at_ckpt or at_val:
                 self._plot(run.log)
 
     # -- one step ---------------------------------------------------------------------------------
 
-    def _train_step(self, run: _Run) -> dict[str, float]:
+    def _train_step(self, run: RunState) -> dict[str, float]:
         """One optimiser step over ``grad_accum`` micro-batches; the mean of each loss term."""
         cfg, step = self.config, run.step
         model, optimizer, scaler = run.model, run.optimizer, run.scaler
@@ -281,7 +265,7 @@ class Trainer:
             batch = to_device(raw, self.device)
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                 total, terms = self.task.loss(model, batch)
-            value = _scalar(total)
+            value = as_float(total)
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"the loss became {value} at step {step} (terms: {format_figures(terms)}); "
@@ -290,7 +274,7 @@ class Trainer:
             scaler.scale(total / cfg.grad_accum).backward()
             sums["loss"] = sums.get("loss", 0.0) + value
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + _scalar(v)
+                sums[k] = sums.get(k, 0.0) + as_float(v)
         if cfg.grad_clip > 0:
             scaler.unscale_(optimizer)
             params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -301,148 +285,30 @@ class Trainer:
 
     # -- validation -------------------------------------------------------------------------------
 
-    def _validation_batches(self) -> list[Batch]:
-        batches = []
-        with torch.random.fork_rng(devices=[]):
-            for i in range(self.config.val_pairs):
-                gen = torch.Generator().manual_seed(VAL_SEED + i)
-                batches.append(self.task.sample("val", 1, gen))
-        return batches
+    def _validate(self, run: RunState) -> dict[str, float]:
+        """Mean validation figures over the held-out pairs, keys prefixed with ``val_``."""
+        return validate(self.task, run.model, run.val_batches, self.device)
 
-    def _validate(self, run: _Run) -> dict[str, float]:
-        """Mean of ``task.validate`` over the held-out pairs, keys prefixed with ``val_``."""
-        model = run.model
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
-        was_training = model.training
-        model.eval()
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            for batch in run.val_batches:
-                figures = self.task.validate(model, to_device(batch, self.device))
-                for k, v in figures.items():
-                    v = _scalar(v)
-                    if math.isfinite(v):
-                        sums[k] = sums.get(k, 0.0) + v
-                        counts[k] = counts.get(k, 0) + 1
-        model.train(was_training)
-        return {f"val_{k}": sums[k] / counts[k] for k in sums}
+    # -- best model -------------------------------------------------------------------------------
 
-    def _update_best(self, run: _Run, row: Mapping[str, float]) -> None:
+    def _update_best(self, run: RunState, row: Mapping[str, float]) -> None:
         """Save ``best_model.pt`` when ``row`` improves on ``config.best_metric``."""
         key = self.config.best_metric
         if not key or key not in row:
             return
         value = row[key]
-        best = run.best
-        better = (
-            not best
-            or (self.config.best_mode == "max" and value > best["value"])
-            or (self.config.best_mode == "min" and value < best["value"])
-        )
-        if not better:
+        if not improves(run.best, value, self.config.best_mode):
             return
-        save_model_file(
-            self.run_dir / "best_model.pt",
-            self.task.method_id,
-            self.task.config_dict(),
-            run.model.state_dict(),
-            self._meta(run.step),
-        )
+        self._save_model(self.run_dir / "best_model.pt", run.model, run.step)
         run.best = {"value": float(value), "step": float(run.step)}
 
-    # -- checkpoints ------------------------------------------------------------------------------
-
-    def _resolve_resume(self, resume: str | Path | None) -> Path | None:
-        if resume is None or resume == "":
-            return None
-        if str(resume) == "last":
-            path = self.run_dir / "checkpoints" / "last.pt"
-            return path if path.is_file() else None
-        path = Path(resume)
-        if not path.is_file():
-            raise ValueError(f"checkpoint {path} to resume from does not exist")
-        return path
-
-    def _initialise(self, source: str, model: nn.Module) -> None:
-        """Start from the weights of ``source`` (model file, checkpoint or zoo id)."""
-        from .. import zoo
-
-        path = Path(source)
-        if path.suffix == ".pt" and path.is_file():
-            data = zoo.read_model_file(path)
-            method, state = data["method"], data["state_dict"]
-        else:
-            method = zoo.get_entry(source).method
-            state = zoo.load_model(source)[1]
-        if method != self.task.method_id:
-            raise ValueError(
-                f"init_from {source} is a {method!r} model, not {self.task.method_id!r}"
-            )
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(
-                f"init_from {source}: the network's architecture differs ({err})"
-            ) from None
-
-    def _restore(self, path: Path, run: _Run) -> None:
-        """Load a checkpoint into ``run`` (model, optimiser, scaler, RNGs, step, log, best)."""
-        ckpt = load_checkpoint(path)
-        if ckpt["method"] != self.task.method_id:
-            raise ValueError(
-                f"checkpoint {path} is for method {ckpt['method']!r}, not {self.task.method_id!r}"
-            )
-        saved = json.loads(ckpt["config_json"])
-        ours = self.task.config_dict()
-        # a setting added to the method since the checkpoint was written ran as its default
-        added = {k: v for k, v in self.task.default_config_dict().items() if k not in saved}
-        saved = added | saved
-        differ = sorted(k for k in set(saved) | set(ours) if saved.get(k) != ours.get(k))
-        if differ:
-            raise ValueError(
-                f"checkpoint {path} was trained with other method settings {differ}; resume with "
-                "the method settings it was trained with"
-            )
-        run.model.load_state_dict(ckpt["state_dict"])
-        run.optimizer.load_state_dict(ckpt["optimizer"])
-        run.scaler.load_state_dict(ckpt["scaler"])
-        restore_rng(ckpt["rng"], run.sampler)
-        run.step, run.elapsed = int(ckpt["step"]), float(ckpt["elapsed"])
-        run.log, run.best = list(ckpt["log"]), dict(ckpt["best"])
-
-    def _save(self, run: _Run) -> Path:
-        """Write ``checkpoints/step_<n>.pt`` and ``last.pt``, prune old ones; returns last.pt."""
-        # with prefetching the generator has run ahead: save its state after the last batch
-        # used, so that a resumed run draws the same next batch
-        sampler_state = (
-            run.feeder.state_after_last if run.feeder is not None else run.sampler.get_state()
-        )
-        folder = self.run_dir / "checkpoints"
-        payload = {
-            "method": self.task.method_id,
-            "config_json": json.dumps(self.task.config_dict(), sort_keys=True),
-            "meta_json": json.dumps(self._meta(run.step), sort_keys=True),
-            "state_dict": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict(),
-            "step": run.step,
-            "elapsed": run.elapsed,
-            "rng": capture_rng(sampler_state),
-            "log": run.log,
-            "best": run.best,
-        }
-        path = save_checkpoint(folder / f"step_{run.step:07d}.pt", payload)
-        # last.pt is a copy, not a link: it must survive the pruning below
-        (folder / "last.pt.tmp").write_bytes(path.read_bytes())
-        (folder / "last.pt.tmp").replace(folder / "last.pt")
-        keep = self.config.keep_checkpoints
-        if keep:
-            for old in sorted(folder.glob("step_*.pt"))[:-keep]:
-                old.unlink()
-        return folder / "last.pt"
-
     # -- records ----------------------------------------------------------------------------------
+
+    def _save_model(self, path: Path, model: nn.Module, step: int) -> None:
+        """Write a model file (method, method config, weights, provenance) for the zoo."""
+        save_model_file(
+            path, self.task.method_id, self.task.config_dict(), model.state_dict(), self._meta(step)
+        )
 
     def _meta(self, step: int) -> dict[str, Any]:
         meta = {k: v for k, v in self.task.info().items() if v not in (None, "")}

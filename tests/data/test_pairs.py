@@ -1,41 +1,22 @@
-"""Tests of the synthetic pair generators: napari_deepreg.data.{synthetic, pairs, resample}.
+"""Synthetic pairs (napari_deepreg.data.{pair_config, working_anatomy, pairs}): known answers,
+reproducibility, 2D slices, the sampler.
 
 Small label phantoms (32^3, 64^2) stand in for real anatomy, so nothing here needs a registry.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 import torch
 
-from napari_deepreg.core import (
-    affine_to_field,
-    jacobian_determinant,
-    warp_image,
-    warp_labels,
-)
-from napari_deepreg.data.pairs import (
-    PairConfig,
-    PairSampler,
-    make_pair,
-    prepare_anatomy,
-    slice_pair,
-)
-from napari_deepreg.data.resample import downsample_labels, downsample_volume
-from napari_deepreg.data.synthetic import (
-    draw_contrast,
-    grid_center,
-    random_affine,
-    random_affine_field,
-    random_label_map,
-    random_svf_field,
-    svf_grid_factor,
-    synthesize_image,
-)
+from napari_deepreg.core import affine_to_field, jacobian_determinant, warp_image, warp_labels
+from napari_deepreg.data.appearance import synthesize_image
+from napari_deepreg.data.pair_config import PairConfig
+from napari_deepreg.data.pairs import PairSampler, make_pair, slice_pair
+from napari_deepreg.data.phantoms import random_label_map
+from napari_deepreg.data.resample import downsample_labels
+from napari_deepreg.data.working_anatomy import prepare_anatomy
 from napari_deepreg.metrics import mean_dice
 from napari_deepreg.volume import Volume
 
@@ -71,139 +52,6 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def label_means(image: torch.Tensor, labels: torch.Tensor, values) -> np.ndarray:
     return np.array([float(image[labels == v].mean()) for v in values])
-
-
-# ----------------------------------------------------------------------------- SVF fields
-
-
-@pytest.mark.parametrize(("shape", "spacing"), [((32, 36, 30), 2.0), ((80, 72), 1.0)])
-def test_coarse_svf_field_has_no_folds_the_magnitude_and_is_seeded(shape, spacing):
-    assert svf_grid_factor([spacing] * len(shape), 8.0) == int(8.0 / spacing // 2)
-    field = random_svf_field(shape, spacing, 5.0, 8.0, generator=4, grid_factor=None)
-    assert field.shape == (1, len(shape), *shape)
-    assert float(jacobian_determinant(field, spacing).min()) > 0
-    peak = float(field.norm(dim=1).max())
-    assert 0.9 * 5.0 < peak <= 5.0 * 1.001  # linear resizing never exceeds the node maximum
-    again = random_svf_field(shape, spacing, 5.0, 8.0, generator=4, grid_factor=None)
-    other = random_svf_field(shape, spacing, 5.0, 8.0, generator=5, grid_factor=None)
-    assert torch.equal(field, again)
-    assert not torch.allclose(field, other)
-
-
-def test_coarse_svf_field_is_close_to_the_dense_one_in_smoothness():
-    """The coarse integration keeps the Jacobian in the same range as a dense one would."""
-    field = random_svf_field((40, 40, 40), 1.0, 4.0, 8.0, generator=1, grid_factor=4)
-    jac = jacobian_determinant(field, 1.0)
-    assert 0.3 < float(jac.min()) < 1.0 < float(jac.max()) < 3.0
-    with pytest.raises(ValueError, match="grid_factor"):
-        random_svf_field((8, 8), 1.0, 1.0, 4.0, grid_factor=0)
-
-
-# ----------------------------------------------------------------------------- affines
-
-
-def test_random_affine_2d_respects_rotation_and_scale_ranges():
-    angles, scales = [], []
-    for seed in range(200):
-        m, p = random_affine(2, rotation_deg=10.0, scale=0.1, generator=seed, return_params=True)
-        a = m[:2, :2]
-        # no shear: A = R diag(s), so the columns have norms s and the angle is that of column 0
-        col = a.norm(dim=0)
-        angle = math.degrees(math.atan2(float(a[1, 0]), float(a[0, 0])))
-        assert angle == pytest.approx(p["angles_deg"][0], abs=1e-9)
-        assert col.tolist() == pytest.approx(p["scales"], rel=1e-9)
-        angles.append(angle)
-        scales += p["scales"]
-    assert max(abs(a) for a in angles) <= 10.0
-    assert max(abs(a) for a in angles) > 9.0  # the range is used, not just respected
-    assert 1 / 1.1 - 1e-12 <= min(scales) < 0.93 and 1.07 < max(scales) <= 1.1 + 1e-12
-
-
-def test_random_affine_3d_is_about_the_centre_with_positive_determinant():
-    center = [31.0, 40.0, 25.0]
-    for seed in range(20):
-        m, p = random_affine(3, 15.0, (0.8, 1.25), 0.1, (4.0, 0.0, 2.0), seed, center,
-                             return_params=True)
-        a, b = m[:3, :3], m[:3, 3]
-        assert float(torch.det(a)) > 0
-        assert float(torch.det(a)) == pytest.approx(float(np.prod(p["scales"])), rel=1e-9)
-        moved = a @ torch.tensor(center, dtype=torch.float64) + b
-        shift = (moved - torch.tensor(center, dtype=torch.float64)).tolist()
-        assert shift == pytest.approx(p["translation_mm"], abs=1e-9)
-        assert abs(shift[0]) <= 4 and shift[1] == 0 and abs(shift[2]) <= 2
-        assert all(abs(x) <= 15 for x in p["angles_deg"])
-        assert all(abs(x) <= 0.1 for x in p["shears"])
-    # pure rotations are orthonormal
-    r = random_affine(3, 30.0, generator=7)[:3, :3]
-    assert torch.allclose(r @ r.T, torch.eye(3, dtype=torch.float64), atol=1e-12)
-    assert torch.equal(random_affine(3, 30.0, generator=7), random_affine(3, 30.0, generator=7))
-
-
-def test_random_affine_field_is_the_fields_of_its_matrix():
-    shape, spacing = (21, 25, 19), (2.0, 1.5, 1.0)
-    field, matrix = random_affine_field(shape, spacing, 10.0, 0.1, 0.05, 3.0, generator=3)
-    expected = affine_to_field(matrix.float(), shape, spacing)
-    assert torch.allclose(field, expected, atol=1e-4)
-    # the centre voxel moves by the translation alone
-    centre = tuple(n // 2 for n in shape)
-    shift = matrix[:3, :3] @ torch.tensor(grid_center(shape, spacing), dtype=torch.float64)
-    shift = shift + matrix[:3, 3] - torch.tensor(grid_center(shape, spacing), dtype=torch.float64)
-    assert field[(0, slice(None), *centre)].tolist() == pytest.approx(shift.tolist(), abs=1e-4)
-    assert float(jacobian_determinant(field, spacing).min()) > 0
-    with pytest.raises(ValueError, match="rotation_deg"):
-        random_affine(3, (1.0, 2.0))
-
-
-# ----------------------------------------------------------------------------- synthesis
-
-
-@pytest.mark.parametrize("shape", [(30, 34, 28), (60, 50)])
-def test_label_phantom_has_every_label_inside_an_ellipsoid(shape):
-    labels = random_label_map(shape, 9, 1.0, generator=4)
-    assert labels.shape == (1, 1, *shape) and labels.dtype == torch.int64
-    counts = torch.bincount(labels.flatten(), minlength=10)
-    assert len(counts) == 10 and bool((counts[1:] > 0).all())
-    # regions of comparable size: none below a fifth of the mean
-    assert float(counts[1:].min()) > 0.2 * float(counts[1:].float().mean())
-    assert int(labels[(0, 0, *(0,) * len(shape))]) == 0  # corners are background
-    assert torch.equal(labels, random_label_map(shape, 9, 1.0, generator=4))
-
-
-def test_synthesis_without_noise_blur_or_bias_gives_the_contrast_means():
-    labels = random_label_map((24, 26, 22), 6, 1.0, 4.0, generator=0)
-    values = torch.unique(labels)
-    con = draw_contrast(values, 5, label_noise_std=0.0, gamma_range=(1.0, 1.0))
-    img = synthesize_image(labels, 9, 1.0, blur_sigma_mm=0.0, bias_strength=0.0, noise_std=0.0,
-                           contrast=con)
-    means = con.means
-    expected = (means - means.min()) / (means.max() - means.min())
-    for v, e in zip(values.tolist(), expected.tolist(), strict=True):
-        inside = img[labels == v]
-        assert float(inside.min()) == pytest.approx(e, abs=1e-6)
-        assert float(inside.max()) == pytest.approx(e, abs=1e-6)
-
-
-def test_synthesis_is_deterministic_per_seed_in_unit_range_and_keeps_background():
-    labels = random_label_map((28, 30, 26), 8, 1.0, 5.0, generator=1)
-    labels = torch.cat([labels, labels.flip(-1)])  # a batch of two
-    a = synthesize_image(labels, 11, 1.0, zero_background=True)
-    b = synthesize_image(labels, 11, 1.0, zero_background=True)
-    c = synthesize_image(labels, 12, 1.0, zero_background=True)
-    assert a.shape == labels.shape and a.dtype == torch.float32
-    assert torch.equal(a, b)
-    assert not torch.allclose(a, c)
-    assert float(a.min()) >= 0 and float(a.max()) == pytest.approx(1.0)
-    assert torch.count_nonzero(a[labels == 0]) == 0
-    assert float(a[labels > 0].mean()) > 0.1
-    # each image of the batch has its own contrast
-    values = torch.unique(labels)[1:]
-    m0 = label_means(a[0], labels[0], values)
-    m1 = label_means(a[1], labels[1], values)
-    assert not np.allclose(m0, m1, atol=0.05)
-    with pytest.raises(ValueError, match="integer"):
-        synthesize_image(labels.float())
-    with pytest.raises(ValueError, match="no intensity"):
-        synthesize_image(labels + 100, contrast=draw_contrast(values, 0))
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -409,48 +257,3 @@ def test_sampler_checks_grids_and_prepares_anatomy(phantom3d):
     # padded along axis 0 (16 -> 20: two slices of background each side), cropped on axis 1
     assert np.array_equal(anatomy.labels[0, 0, 2:18].numpy()[:, :, :], down[:, 2:14, :])
     assert np.count_nonzero(anatomy.labels[0, 0, :2].numpy()) == 0
-
-
-# ----------------------------------------------------------------------------- resample
-
-
-def reference_downsample(labels: np.ndarray, factor: int) -> np.ndarray:
-    """Brute force: tent-weighted votes over the (2 factor - 1) neighbourhood, ties to the
-    smallest label."""
-    values = np.unique(labels)
-    out_shape = [(n - 1) // factor + 1 for n in labels.shape]
-    out = np.zeros(out_shape, labels.dtype)
-    offsets = range(-factor + 1, factor)
-    for c in itertools.product(*(range(m) for m in out_shape)):
-        scores = np.zeros(len(values))
-        for off in itertools.product(offsets, repeat=labels.ndim):
-            pos = [ci * factor + o for ci, o in zip(c, off, strict=True)]
-            if all(0 <= p < n for p, n in zip(pos, labels.shape, strict=True)):
-                weight = np.prod([factor - abs(o) for o in off])
-                scores[np.searchsorted(values, labels[tuple(pos)])] += weight
-        out[c] = values[int(np.argmax(scores))]
-    return out
-
-
-@pytest.mark.parametrize(("shape", "factor"), [((11, 9, 10), 2), ((10, 13, 8), 3), ((19, 17), 4)])
-def test_downsample_labels_matches_brute_force_votes(shape, factor):
-    rng = np.random.default_rng(factor)
-    labels = rng.integers(0, 4, size=shape).astype(np.int16) * 7
-    out = downsample_labels(labels, factor)
-    assert out.dtype == np.int16
-    assert np.array_equal(out, reference_downsample(labels, factor))
-    as_tensor = downsample_labels(torch.from_numpy(labels), factor)
-    assert isinstance(as_tensor, torch.Tensor) and np.array_equal(as_tensor.numpy(), out)
-    assert np.array_equal(downsample_labels(labels, 1), labels)
-    with pytest.raises(TypeError):
-        downsample_labels(labels.astype(np.float32))
-
-
-def test_downsample_volume_geometry():
-    vol = Volume(np.arange(9 * 11, dtype=np.float32).reshape(9, 11), (1.5, 2.0), (10.0, -4.0))
-    down = downsample_volume(vol, 2)
-    assert down.shape == (5, 6) and down.spacing == (3.0, 4.0) and down.origin == (10.0, -4.0)
-    # a linear ramp survives anti-aliased downsampling away from the borders
-    assert down.array[2, 2] == pytest.approx(vol.array[4, 4], abs=1e-3)
-    labs = downsample_volume(Volume((vol.array > 50).astype(np.int32), vol.spacing), 2, True)
-    assert labs.array.dtype == np.int32 and set(np.unique(labs.array)) == {0, 1}
