@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from napari_deepreg.core import compose
+from napari_deepreg.data.anatomy import tissue_labels
 from napari_deepreg.methods.semantic_bspline import (
     SemanticBSplineConfig,
     SemanticBSplineNetConfig,
-    SemanticBSplineTask,
     build_net,
     estimate,
     label_alignment,
@@ -24,7 +24,6 @@ from napari_deepreg.methods.semantic_bspline import (
     predict_field,
     resize_separable,
     smoothness_penalty,
-    tissue_labels,
     weighted_cross_entropy,
     working_grid,
     zoo_method_spec,
@@ -39,6 +38,7 @@ from napari_deepreg.nets.semantic_bspline import (
     half_grid,
 )
 from napari_deepreg.pipeline import run_to_end
+from napari_deepreg.training.tasks.semantic_bspline import SemanticBSplineTask
 from napari_deepreg.volume import InputError, Volume
 
 # ----------------------------------------------------------------------------- B-spline layer
@@ -355,9 +355,9 @@ def test_predict_field_recovers_a_translation_in_mm(tiny_model_file):
                              (1.0, 1.0))
     assert torch.allclose(field[0, 0], torch.full((49, 41), 3.0), atol=1e-4)
     assert torch.allclose(field[0, 1], torch.full((49, 41), -1.0), atol=1e-4)
-    from napari_deepreg.training import task
+    from napari_deepreg.methods import models
 
-    task._CACHE.clear()  # the weights were changed in place: do not leak them to other tests
+    models.clear_cache()  # the weights were changed in place: do not leak them to other tests
 
 
 def test_inference_config_is_checked():
