@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ...fields import validate
 from ...nets.semantic_bspline import COMBINE
 from ..learned import model_file_param
 from ..net_config import TEMPLATE_ANATOMIES, check_net_config
+from ..refine import RefineSettingsFields
 
 METHOD_ID = "semantic_bspline"
 ANATOMIES = TEMPLATE_ANATOMIES
 
 
 @dataclass
-class SemanticBSplineConfig:
-    """Inference settings of a trained semantic B-spline model (every field has GUI metadata).
+class SemanticBSplineConfig(RefineSettingsFields):
+    """Inference settings of a trained semantic B-spline model (every field has GUI metadata):
+    the test-time refinement (:class:`~..refine.RefineSettingsFields`) and a model file.
 
     The network itself (its working voxel size, scales, how it combines the two fields) is fixed
     by the model it was trained as; see :class:`SemanticBSplineNetConfig`.
     """
 
-    refine: bool = field(
-        default=False,
-        metadata={"help": "Refine the predicted field by instance optimisation (LNCC + "
-                  "diffusion, B-spline) on this pair, starting from the prediction: slower, "
-                  "often more accurate on pairs unlike the training data."},
-    )
-    refine_iterations: int = field(
-        default=40,
-        metadata={"help": "Optimisation steps of the refinement.", "min": 1, "max": 1000},
-    )
-    refine_regularisation: float = field(
-        # 0.3: mean Dice 0.942 on the benchmark's four 2D slice cases (1.0: 0.923, 0.1: 0.944
-        # with a rougher field), no folds
-        default=0.3,
-        metadata={"help": "Diffusion regulariser weight of the refinement (higher: smoother).",
-                  "min": 0.0, "max": 1e4},
-    )
-    refine_control_spacing: float = field(
-        default=8.0,
-        metadata={"help": "B-spline control point spacing of the refinement, in mm.",
-                  "min": 1.0, "max": 100.0},
-    )
     model_file: str = model_file_param()
 
     def __post_init__(self) -> None:

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 from ...core import jacobian_determinant, warp_image, warp_labels
-from ...data.anatomy import load_anatomy
 from ...methods.avsm import (
     FAMILY,
     METHOD_ID,
@@ -27,6 +26,7 @@ from ...methods.avsm import (
 )
 from ...nets.avsm import AvsmNet, affine_field
 from ..task import Batch, TrainTask, load_trained_model, register_task
+from .template_pairs import template_pair_config, template_sampler
 
 
 def _matching_weights(model: nn.Module, source: str, prefix: str = "") -> dict[str, Tensor]:
@@ -66,30 +66,11 @@ class AvsmTask(TrainTask):
     # -- data ------------------------------------------------------------------------------------
 
     def _pair_config(self):
-        from ...data.pairs import PairConfig
-
-        cfg = self.config
-        return PairConfig(
-            modality="same",
-            svf_magnitude_mm=tuple(cfg.svf_magnitude_mm),
-            svf_smoothness_mm=cfg.svf_smoothness_mm,
-            subject_magnitude_mm=tuple(cfg.subject_magnitude_mm),
-            rotation_deg=cfg.rotation_deg,
-            scale=cfg.scale,
-            translation_mm=cfg.translation_mm,
-            zero_background=True,
-            downsample=int(cfg.voxel_size),
-            working_shape=tuple(cfg.working_shape),
-            label_interpolation="nearest",
-        )
+        return template_pair_config(self.config)
 
     def _sampler(self, split: str):
         if split not in self._samplers:
-            from ...data.pairs import PairSampler
-
-            names = self.config.train_anatomies if split == "train" else self.config.val_anatomies
-            anatomies = [load_anatomy(n) for n in names]
-            self._samplers[split] = PairSampler(anatomies, self._pair_config(), seed=0)
+            self._samplers[split] = template_sampler(self.config, split, self._pair_config())
         return self._samplers[split]
 
     def setup(self, device: torch.device) -> None:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ...core import jacobian_determinant, warp_image, warp_labels
-from ...data.anatomy import TISSUE_NAMES, load_anatomy
+from ...data.anatomy import TISSUE_NAMES
 from ...methods.semantic_bspline import (
     FAMILY,
     METHOD_ID,
@@ -23,6 +23,7 @@ from ...methods.semantic_bspline import (
 )
 from ...nets.semantic_bspline import half_grid
 from ..task import Batch, TrainTask, register_task
+from .template_pairs import template_pair_config, template_sampler
 
 
 @register_task
@@ -57,36 +58,22 @@ class SemanticBSplineTask(TrainTask):
     # -- data ------------------------------------------------------------------------------------
 
     def _pair_config(self, modality: str):
-        from ...data.pairs import PairConfig
-
         cfg = self.config
         shape = tuple(cfg.working_shape)
-        anatomy_shape = shape if cfg.dims == 3 else (shape[0],) * 3
-        return PairConfig(
+        return template_pair_config(
+            cfg,
             modality=modality,
-            svf_magnitude_mm=tuple(cfg.svf_magnitude_mm),
-            svf_smoothness_mm=cfg.svf_smoothness_mm,
-            subject_magnitude_mm=tuple(cfg.subject_magnitude_mm),
-            rotation_deg=cfg.rotation_deg,
-            scale=cfg.scale,
-            translation_mm=cfg.translation_mm,
-            zero_background=True,
-            downsample=int(cfg.voxel_size),
-            working_shape=anatomy_shape,
+            # 2D models slice square crops of an (n, n, n) anatomy: any axis fits one batch
+            working_shape=shape if cfg.dims == 3 else (shape[0],) * 3,
             random_slice=cfg.dims == 2,
             slice_axis=cfg.slice_axis,
             slice_range=(0.2, 0.8),
-            label_interpolation="nearest",
         )
 
     def _sampler(self, split: str, modality: str):
         key = (split, modality)
         if key not in self._samplers:
-            from ...data.pairs import PairSampler
-
-            names = self.config.train_anatomies if split == "train" else self.config.val_anatomies
-            anatomies = [load_anatomy(n) for n in names]
-            self._samplers[key] = PairSampler(anatomies, self._pair_config(modality), seed=0)
+            self._samplers[key] = template_sampler(self.config, split, self._pair_config(modality))
         return self._samplers[key]
 
     def setup(self, device: torch.device) -> None:
