@@ -33,7 +33,7 @@ from napari_deepreg.nets.semantic_bspline import (
     RegNet,
     SemanticBSplineNet,
     SemanticUNet,
-    bspline_control_shape,
+    avgpool_control_shape,
     bspline_kernel1d,
     half_grid,
 )
@@ -92,7 +92,7 @@ def test_bspline_kernel_approaches_the_cubic_bspline(stride):
 def test_bspline_layer_checks_shapes_and_keeps_gradients():
     layer = BSplineAvgPool(3, 2)
     # ceil((n + 3 (s - 1)) / s) control points cover n voxels after three valid poolings
-    assert bspline_control_shape((20, 10), 3) == (9, 6) == layer.control_shape((20, 10))
+    assert avgpool_control_shape((20, 10), 3) == (9, 6) == layer.control_shape((20, 10))
     with pytest.raises(ValueError, match="control grid"):
         layer(torch.zeros(1, 2, 5, 5), (20, 10))
     with pytest.raises(ValueError):
@@ -130,7 +130,7 @@ def test_half_grid_matches_the_stride_two_output():
 @pytest.mark.parametrize("dims", [2, 3])
 def test_regnet_outputs_the_control_grid(dims):
     net = RegNet(14, dims, channels=(4, 4, 8, 8))
-    control = bspline_control_shape((33, 25, 17)[:dims], 3)
+    control = avgpool_control_shape((33, 25, 17)[:dims], 3)
     out = net(torch.rand(1, 14, *(17, 13, 9)[:dims]), control)
     assert out.shape == (1, dims, *control)
     # the output layer starts near zero: an untrained net is almost the identity
