@@ -14,8 +14,8 @@ It evaluates the trained runs of ``configs/avsm_*.yaml`` on the same held-out pa
 4. affine alone vs + vSVF, and Dice / folds against the number of vSVF steps at test
    (``vsvf``, 0 to 4 steps after 7 affine steps; 0 is its frozen affine net alone).
 
-The figures come from :func:`napari_deepreg.training.tasks.avsm.evaluate_steps`: pairs drawn like the
-training runs' validation pairs (held-out random deformations of the validation templates,
+The figures come from :func:`napari_deepreg.training.tasks.avsm.evaluate_steps`: pairs drawn
+like the training runs' validation pairs (held-out random deformations of the validation templates,
 MNI 2009c and CAT12, on each model's working grid) but from other seeds (``--seed`` + i),
 the same pairs for every model (checked: the Dice before registration must agree). Per pair,
 both directions are registered; Dice is the mean over the tissue labels of the moving labels

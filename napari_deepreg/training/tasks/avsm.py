@@ -12,10 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ...core import jacobian_determinant, warp_image, warp_labels
-from ...methods.avsm import (
-    FAMILY,
-    METHOD_ID,
-    AvsmNetConfig,
+from ...methods.avsm.config import METHOD_ID, AvsmNetConfig
+from ...methods.avsm.losses import (
     affine_regularity,
     affine_symmetry,
     inverse_consistency_log,
@@ -24,6 +22,7 @@ from ...methods.avsm import (
     normalised_symmetry,
     similarity_loss,
 )
+from ...methods.avsm.model import FAMILY
 from ...nets.avsm import AvsmNet, affine_field
 from ..task import Batch, TrainTask, load_trained_model, register_task
 from .template_pairs import template_pair_config, template_sampler

@@ -10,17 +10,16 @@ from torch import Tensor, nn
 
 from ...core import jacobian_determinant, warp_image, warp_labels
 from ...data.anatomy import TISSUE_NAMES
-from ...methods.semantic_bspline import (
-    FAMILY,
-    METHOD_ID,
-    SemanticBSplineNetConfig,
+from ...methods.semantic_bspline.config import METHOD_ID, SemanticBSplineNetConfig
+from ...methods.semantic_bspline.losses import (
     label_alignment,
     label_weights,
-    normalise_batch,
     one_hot,
     smoothness_penalty,
     weighted_cross_entropy,
 )
+from ...methods.semantic_bspline.method import normalise_batch
+from ...methods.semantic_bspline.model import FAMILY
 from ...nets.semantic_bspline import half_grid
 from ..task import Batch, TrainTask, register_task
 from .template_pairs import template_pair_config, template_sampler
