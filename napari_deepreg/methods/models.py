@@ -77,11 +77,13 @@ def get_family(method_id: str) -> ModelFamily:
     Families outside ``methods/`` (the training harness's toy task) register themselves when
     their module is imported. Raises :class:`InputError` listing the known families otherwise.
     """
-    if method_id not in _FAMILIES:
+    if method_id not in _FAMILIES and str(method_id).isidentifier():
+        module = f"{__package__}.{method_id}"
         try:
-            importlib.import_module(f"{__package__}.{method_id}")
-        except ImportError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:  # a family package that is there but broken: say so
+                raise
     if method_id not in _FAMILIES:
         raise InputError(
             f"no model family {method_id!r} can load this model; known: {sorted(_FAMILIES)}"
