@@ -29,7 +29,9 @@ def unregister_method(method_id: str) -> None:
 
 
 def _load_builtin() -> None:
-    from . import instance_opt  # noqa: F401  (registers itself)
+    from .instance_opt import SPEC
+
+    register_method(SPEC)
 
     _load_zoo_models()
 

@@ -32,8 +32,7 @@ from ..core import (
 )
 from ..fields import validate
 from ..losses import functional as L
-from . import MethodSpec, register_method
-from .base import Estimate, Progress
+from .base import Estimate, MethodSpec, Progress
 
 TRANSFORMS = ("bspline", "dense")
 SIMILARITIES = ("lncc", "ncc", "mse", "mind_ssc")
@@ -378,14 +377,14 @@ def estimate(
     return Estimate(field=u, affine=matrix, info=info)
 
 
-register_method(
-    MethodSpec(
-        id="instance_opt",
-        title="Instance optimisation (no training)",
-        config_class=InstanceOptConfig,
-        estimate=estimate,
-        dims=(2, 3),
-        description="Affine then coarse-to-fine B-spline or dense optimisation of one pair "
-        "(LNCC / NCC / MSE / MIND-SSC + diffusion regulariser).",
-    )
+#: what the methods registry lists (registered by ``methods._load_builtin``: this module does
+#: not import the registry, so the import graph has no cycle)
+SPEC = MethodSpec(
+    id="instance_opt",
+    title="Instance optimisation (no training)",
+    config_class=InstanceOptConfig,
+    estimate=estimate,
+    dims=(2, 3),
+    description="Affine then coarse-to-fine B-spline or dense optimisation of one pair "
+    "(LNCC / NCC / MSE / MIND-SSC + diffusion regulariser).",
 )
