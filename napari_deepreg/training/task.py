@@ -5,10 +5,10 @@ A method subclasses :class:`TrainTask` in ``training/tasks/<family>.py`` and reg
     @register_task
     class SemanticBSplineTask(TrainTask):
         method_id = "semantic_bspline"
-        config_class = SemanticBSplineConfig      # the method's dataclass config
+        config_class = SemanticBSplineNetConfig   # the trained-model config
         default_train = {"lr": 1e-3, "steps": 3000}
 
-        def build_model(self, config): ...        # -> nn.Module
+        def build_model(self, config): ...        # optional: the family's network by default
         def sample(self, split, batch_size, generator): ...   # -> batch dict
         def loss(self, model, batch): ...         # -> (total, {"sim": ..., "reg": ...})
         def validate(self, model, batch): ...     # -> {"dice": ..., "fold_percent": ...}
@@ -67,9 +67,12 @@ class TrainTask(ABC):
 
     # -- what every method implements -----------------------------------------------------------
 
-    @abstractmethod
     def build_model(self, config: Any) -> nn.Module:
-        """The network for ``config`` (also used at inference from a zoo model's config)."""
+        """The network for ``config``: by default its family's (``methods.models``), the same
+        that inference builds from a model file. Override to add training-only set-up."""
+        from ..methods.models import get_family
+
+        return get_family(self.method_id).build(config)
 
     @abstractmethod
     def sample(self, split: str, batch_size: int, generator: torch.Generator) -> Batch:

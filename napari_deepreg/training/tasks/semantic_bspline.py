@@ -19,7 +19,6 @@ from ...methods.semantic_bspline.losses import (
     weighted_cross_entropy,
 )
 from ...methods.semantic_bspline.method import normalise_batch
-from ...methods.semantic_bspline.model import FAMILY
 from ...nets.semantic_bspline import half_grid
 from ..task import Batch, TrainTask, register_task
 from .template_pairs import template_pair_config, template_sampler
@@ -104,9 +103,6 @@ class SemanticBSplineTask(TrainTask):
         return batch
 
     # -- model and loss --------------------------------------------------------------------------
-
-    def build_model(self, config: SemanticBSplineNetConfig) -> nn.Module:
-        return FAMILY.build(config)
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[Tensor, Mapping[str, Any]]:
         out = model(batch["fixed"], batch["moving"], batch["spacing"])
