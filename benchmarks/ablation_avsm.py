@@ -14,8 +14,8 @@ It evaluates the trained runs of ``configs/avsm_*.yaml`` on the same held-out pa
 4. affine alone vs + vSVF, and Dice / folds against the number of vSVF steps at test
    (``vsvf``, 0 to 4 steps after 7 affine steps; 0 is its frozen affine net alone).
 
-The figures come from :func:`napari_deepreg.methods.avsm.evaluate_steps`: pairs drawn like the
-training runs' validation pairs (held-out random deformations of the validation templates,
+The figures come from :func:`napari_deepreg.training.tasks.avsm.evaluate_steps`: pairs drawn
+like the training runs' validation pairs (held-out random deformations of the validation templates,
 MNI 2009c and CAT12, on each model's working grid) but from other seeds (``--seed`` + i),
 the same pairs for every model (checked: the Dice before registration must agree). Per pair,
 both directions are registered; Dice is the mean over the tissue labels of the moving labels
@@ -200,10 +200,10 @@ def run_ablation(
         pairs, seed: test pairs ``seed .. seed + pairs - 1`` (the same for every run).
         affine_steps: test steps of the affine runs. vsvf_steps: vSVF steps of the vSVF run,
             after ``vsvf_affine_steps`` affine steps.
-        evaluate: :func:`napari_deepreg.methods.avsm.evaluate_steps` (replaceable in tests).
+        evaluate: :func:`napari_deepreg.training.tasks.avsm.evaluate_steps` (replaceable in tests).
     """
     if evaluate is None:
-        from napari_deepreg.methods.avsm import evaluate_steps as evaluate
+        from napari_deepreg.training.tasks.avsm import evaluate_steps as evaluate
     sources = {key: spec.folder for key, spec in RUNS.items()} | dict(runs or {})
     infos: dict[str, dict[str, Any]] = {}
     missing: dict[str, str] = {}

@@ -111,9 +111,10 @@ VARIANTS: tuple[Variant, ...] = (
 def held_out_pairs(model_file: str | Path, count: int) -> list[BenchCase]:
     """``count`` synthetic 2D pairs from :data:`HELD_OUT` drawn with the model's pair recipe
     (working grid, deformation and affine ranges, same contrast), as benchmark cases."""
+    from napari_deepreg.data.anatomy import load_anatomy
     from napari_deepreg.data.pairs import PairSampler
-    from napari_deepreg.methods.semantic_bspline import SemanticBSplineTask, load_anatomy
     from napari_deepreg.training.task import load_trained_model
+    from napari_deepreg.training.tasks.semantic_bspline import SemanticBSplineTask
     from napari_deepreg.volume import Volume
 
     _, config = load_trained_model(str(model_file))

@@ -17,9 +17,9 @@ from benchmarks import ablation_semantic_bspline as ablation  # noqa: E402
 from benchmarks.cases import build_phantom  # noqa: E402
 from napari_deepreg.methods.semantic_bspline import (  # noqa: E402
     SemanticBSplineNetConfig,
-    SemanticBSplineTask,
     build_net,
 )
+from napari_deepreg.training.tasks.semantic_bspline import SemanticBSplineTask  # noqa: E402
 from napari_deepreg.zoo import save_model_file  # noqa: E402
 
 

@@ -139,12 +139,13 @@ def test_report_from_fake_evaluations(tmp_path):
 def _tiny_model(path: Path, stage: str) -> None:
     from napari_deepreg import zoo
     from napari_deepreg.methods import avsm
+    from napari_deepreg.training.tasks.avsm import AvsmTask
 
     config = avsm.AvsmNetConfig(
         dims=3, stage=stage, working_shape=(16, 16, 16), voxel_size=12.0,
         affine_shape=(8, 8, 8), affine_channels=(4, 4, 4, 4), unet_channels=(4, 4, 4, 4),
         time_steps=2, vsvf_steps=1, train_anatomies=("mni2009a",), val_anatomies=("mni2009a",))
-    task = avsm.AvsmTask(config)
+    task = AvsmTask(config)
     torch.manual_seed(0)
     model = task.build_model(task.config)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from napari_deepreg.training import (
 )
 from napari_deepreg.training.cli import launch_background, resolve_settings
 from napari_deepreg.training.config import parse_overrides
-from napari_deepreg.training.toy import ToyConfig, ToyTask
+from napari_deepreg.training.tasks.toy import ToyConfig, ToyTask
 
 
 def toy_config(out_dir, **kw):

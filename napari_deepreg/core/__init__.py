@@ -1,11 +1,10 @@
 """Geometry and spatial maths on torch tensors, 2D and 3D alike (no GUI, no I/O)."""
 
+from .affine import about_centre, affine_to_field, compose_affine_field, homogeneous, shift_origin
 from .fields import (
-    affine_to_field,
     bspline_control_shape,
     bspline_to_field,
     compose,
-    exp_svf,
     field_magnitude,
     scale_field_to_voxels,
 )
@@ -28,20 +27,24 @@ from .smooth import (
     resize,
     resize_separable,
 )
+from .svf import exp_svf
 from .warp import warp_image, warp_labels
 
 __all__ = [
+    "about_centre",
     "affine_to_field",
     "as_spacing",
     "bspline_control_shape",
     "bspline_to_field",
     "check_field",
     "compose",
+    "compose_affine_field",
     "exp_svf",
     "field_magnitude",
     "gaussian_kernel1d",
     "gaussian_matrix",
     "gaussian_smooth",
+    "homogeneous",
     "jacobian_determinant",
     "jacobian_matrix",
     "matmul_along",
@@ -50,6 +53,7 @@ __all__ = [
     "resized_spacing",
     "sampling_grid",
     "scale_field_to_voxels",
+    "shift_origin",
     "voxel_grid",
     "voxel_to_world",
     "warp_image",

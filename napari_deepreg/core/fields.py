@@ -1,4 +1,6 @@
-"""Operations on displacement fields: composition, affine -> field, SVF exponential, B-splines.
+"""Operations on displacement fields: composition, cubic B-splines, magnitudes.
+
+Affine maps live in :mod:`.affine`, the SVF exponential in :mod:`.svf`.
 
 A field ``u`` is ``(N, D, *spatial)`` in mm and stands for the map ``phi_u(x) = x + u(x)``.
 """
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .grid import as_spacing, check_field, world_grid
+from .grid import as_spacing, check_field
 from .warp import warp_image
 
 
@@ -26,58 +28,6 @@ def compose(u: Tensor, v: Tensor, spacing: float | Sequence[float] | None = None
             f"fields must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}"
         )
     return v + warp_image(u, v, spacing, padding="border")
-
-
-def affine_to_field(
-    matrix: Tensor,
-    shape: Sequence[int],
-    spacing: float | Sequence[float] | None = None,
-    origin: Sequence[float] | None = None,
-) -> Tensor:
-    """Displacement field of a physical affine map.
-
-    Args:
-        matrix: ``(D+1, D+1)`` or ``(N, D+1, D+1)`` homogeneous matrix acting on physical points
-            (mm, array axis order): fixed point ``x`` maps to ``A x + b`` in the moving image.
-        shape: spatial shape of the fixed grid.
-        spacing, origin: fixed grid geometry (mm).
-
-    Returns:
-        ``(N, D, *shape)`` field ``u(x) = A x + b - x`` in mm.
-    """
-    ndim = len(shape)
-    if matrix.ndim == 2:
-        matrix = matrix.unsqueeze(0)
-    if matrix.shape[1:] != (ndim + 1, ndim + 1):
-        raise ValueError(
-            f"matrix must be ({ndim + 1}, {ndim + 1}) or (N, {ndim + 1}, {ndim + 1}) for a "
-            f"{ndim}D grid, got {tuple(matrix.shape)}"
-        )
-    x = world_grid(shape, spacing, origin, matrix.device, matrix.dtype).reshape(ndim, -1)
-    a = matrix[:, :ndim, :ndim]
-    b = matrix[:, :ndim, ndim:]
-    mapped = a @ x.unsqueeze(0) + b
-    return (mapped - x.unsqueeze(0)).reshape(matrix.shape[0], ndim, *shape)
-
-
-def exp_svf(
-    velocity: Tensor, spacing: float | Sequence[float] | None = None, steps: int = 7
-) -> Tensor:
-    """Displacement of the exponential of a stationary velocity field, by scaling and squaring.
-
-    Args:
-        velocity: ``(N, D, *spatial)`` velocity in mm (per unit time).
-        spacing: voxel size in mm.
-        steps: number of squarings; the velocity is divided by ``2**steps`` first.
-
-    Returns:
-        ``(N, D, *spatial)`` displacement of ``exp(v)`` in mm (diffeomorphic for smooth ``v``).
-    """
-    check_field(velocity, "velocity")
-    u = velocity / (2**steps)
-    for _ in range(steps):
-        u = compose(u, u, spacing)
-    return u
 
 
 def _bspline_kernel(stride: int, device, dtype) -> Tensor:

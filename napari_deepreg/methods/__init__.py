@@ -1,4 +1,13 @@
-"""Registration methods: a registry mapping method id -> :class:`MethodSpec`."""
+"""Registration methods: a registry mapping method id -> :class:`MethodSpec`.
+
+Layout: ``instance_opt`` (optimisation, no weights); one package per learned family
+(``semantic_bspline/``, ``avsm/``: ``config``, ``model``, ``losses``, ``method``), each giving a
+``zoo_method_spec(entry)`` that turns its zoo models into specs; shared by the families:
+``models`` (trained networks from zoo ids or files), ``working_grid`` (working resolution and
+padding), ``learned`` (the estimator's checks and the zoo spec), ``refine`` (test-time
+refinement), ``net_config`` (checks of the trained-model configs). Nothing here imports
+``napari_deepreg.training`` or ``napari_deepreg.data``: registering needs neither.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +29,9 @@ def unregister_method(method_id: str) -> None:
 
 
 def _load_builtin() -> None:
-    from . import instance_opt  # noqa: F401  (registers itself)
+    from .instance_opt import SPEC
+
+    register_method(SPEC)
 
     _load_zoo_models()
 

@@ -19,18 +19,20 @@ import torch
 from torch import Tensor
 
 from ..core import (
+    about_centre,
     affine_to_field,
     bspline_control_shape,
     bspline_to_field,
+    compose_affine_field,
     gaussian_smooth,
     resize,
     resized_spacing,
+    shift_origin,
     warp_image,
 )
 from ..fields import validate
 from ..losses import functional as L
-from . import MethodSpec, register_method
-from .base import Estimate, Progress
+from .base import Estimate, MethodSpec, Progress
 
 TRANSFORMS = ("bspline", "dense")
 SIMILARITIES = ("lncc", "ncc", "mse", "mind_ssc")
@@ -200,34 +202,15 @@ def _similarity(config: InstanceOptConfig, fixed: Tensor, moving: Tensor):
 
 def _affine_matrix(lin: Tensor, trans: Tensor, centre: Tensor, half_extent: float) -> Tensor:
     """``(D+1, D+1)`` matrix of ``x -> (I + lin)(x - c) + c + t``, ``t = trans * half_extent``."""
-    ndim = lin.shape[0]
-    a = torch.eye(ndim, device=lin.device, dtype=lin.dtype) + lin
-    b = centre + trans * half_extent - a @ centre
-    top = torch.cat([a, b[:, None]], 1)
-    bottom = torch.zeros(1, ndim + 1, device=lin.device, dtype=lin.dtype)
-    bottom[0, ndim] = 1
-    return torch.cat([top, bottom], 0)
-
-
-def _shift_origin(matrix: Tensor, origin: Sequence[float]) -> Tensor:
-    """Rewrite a matrix acting on coordinates with voxel 0 at 0 mm for voxel 0 at ``origin``.
-
-    With ``y = x - o``: ``A y + b + o = A x + (b + o - A o)``.
-    """
-    ndim = matrix.shape[0] - 1
-    o = torch.as_tensor(origin, dtype=matrix.dtype, device=matrix.device)
-    if o.shape != (ndim,):
-        raise ValueError(f"origin needs {ndim} values, got {tuple(origin)}")
-    out = matrix.clone()
-    out[:ndim, ndim] = matrix[:ndim, ndim] + o - matrix[:ndim, :ndim] @ o
-    return out
+    eye = torch.eye(lin.shape[0], device=lin.device, dtype=lin.dtype)
+    return about_centre(eye + lin, centre, trans * half_extent)
 
 
 def _compose_affine(u: Tensor, affine_field: Tensor | None, linear: Tensor | None) -> Tensor:
-    """Field of ``phi_affine o phi_u``: ``a(x) + L u(x)`` (exact for an affine map)."""
+    """Field of ``phi_affine o phi_u`` (the identity without an affine stage)."""
     if affine_field is None:
         return u
-    return affine_field + torch.einsum("ij,nj...->ni...", linear, u)
+    return compose_affine_field(affine_field, linear, u)
 
 
 def _deformation(
@@ -390,18 +373,18 @@ def estimate(
         iterations=step,
     )
     if matrix is not None and origin is not None:
-        matrix = _shift_origin(matrix, origin)
+        matrix = shift_origin(matrix, origin)
     return Estimate(field=u, affine=matrix, info=info)
 
 
-register_method(
-    MethodSpec(
-        id="instance_opt",
-        title="Instance optimisation (no training)",
-        config_class=InstanceOptConfig,
-        estimate=estimate,
-        dims=(2, 3),
-        description="Affine then coarse-to-fine B-spline or dense optimisation of one pair "
-        "(LNCC / NCC / MSE / MIND-SSC + diffusion regulariser).",
-    )
+#: what the methods registry lists (registered by ``methods._load_builtin``: this module does
+#: not import the registry, so the import graph has no cycle)
+SPEC = MethodSpec(
+    id="instance_opt",
+    title="Instance optimisation (no training)",
+    config_class=InstanceOptConfig,
+    estimate=estimate,
+    dims=(2, 3),
+    description="Affine then coarse-to-fine B-spline or dense optimisation of one pair "
+    "(LNCC / NCC / MSE / MIND-SSC + diffusion regulariser).",
 )

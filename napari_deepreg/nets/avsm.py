@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import (
+    about_centre,
     affine_to_field,
     compose,
     gaussian_matrix,
@@ -37,6 +38,7 @@ from ..core import (
     resized_spacing,
     warp_image,
 )
+from ..core import compose_affine_field as compose_with_affine
 from .blocks import ConvBlock, FieldHead, ResidualBlock, upsample_to
 
 # multi-Gaussian kernel of the paper: standard deviations as fractions of the image extent
@@ -70,13 +72,7 @@ def affine_matrix_mm(
     ``x -> A (x - c) + c + R b``.
     """
     centre, radius = grid_frame(shape, spacing)
-    c = centre.to(a)
-    n, d = a.shape[0], a.shape[1]
-    out = torch.zeros(n, d + 1, d + 1, dtype=a.dtype, device=a.device)
-    out[:, :d, :d] = a
-    out[:, :d, d] = c - (a @ c) + radius * b
-    out[:, d, d] = 1
-    return out
+    return about_centre(a, centre.to(a), radius * b)
 
 
 def affine_field(a: Tensor, b: Tensor, shape: Sequence[int], spacing: Sequence[float]) -> Tensor:
@@ -88,8 +84,7 @@ def compose_affine_field(
     a: Tensor, b: Tensor, inner: Tensor, spacing: Sequence[float]
 ) -> Tensor:
     """Field of ``M o (id + d)`` with ``M`` the affine: ``a(x) + A d(x)``, exact (no resampling)."""
-    outer = affine_field(a, b, inner.shape[2:], spacing)
-    return outer + torch.einsum("nij,nj...->ni...", a, inner)
+    return compose_with_affine(affine_field(a, b, inner.shape[2:], spacing), a, inner)
 
 
 # ----------------------------------------------------------------------------- vSVF geometry

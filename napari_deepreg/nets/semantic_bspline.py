@@ -67,12 +67,16 @@ def half_grid(x: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------- B-spline layer
 
 
-def bspline_control_shape(shape: Sequence[int], stride: int) -> tuple[int, ...]:
+def avgpool_control_shape(shape: Sequence[int], stride: int) -> tuple[int, ...]:
     """Control grid of :class:`BSplineAvgPool` for a dense ``shape`` and knot spacing ``stride``.
 
     Upsampling ``m`` control points by ``stride`` gives ``m * stride`` samples; three valid
     (unpadded) poolings of width ``stride`` leave ``m * stride - 3 (stride - 1)``, which must
     cover the ``n`` voxels: ``m = ceil((n + 3 (stride - 1)) / stride)``.
+
+    Not :func:`napari_deepreg.core.bspline_control_shape`: that one is the exact cubic B-spline
+    (a control point every ``stride`` voxels from one outside each border, ``(n - 1) // s + 4``);
+    this layer approximates the spline by poolings and needs its own, smaller grid.
     """
     s = int(stride)
     if s < 1:
@@ -128,7 +132,7 @@ class BSplineAvgPool(nn.Module):
             raise ValueError(f"stride must be >= 1, got {stride}")
 
     def control_shape(self, shape: Sequence[int]) -> tuple[int, ...]:
-        return bspline_control_shape(shape, self.stride)
+        return avgpool_control_shape(shape, self.stride)
 
     def forward(self, control: Tensor, shape: Sequence[int]) -> Tensor:
         shape = tuple(int(n) for n in shape)
@@ -378,7 +382,7 @@ __all__ = [
     "RegNet",
     "SemanticBSplineNet",
     "SemanticUNet",
-    "bspline_control_shape",
+    "avgpool_control_shape",
     "bspline_kernel1d",
     "half_grid",
 ]

@@ -1,7 +1,9 @@
 """The training harness: one loop that every learned method plugs into.
 
-A method provides a :class:`TrainTask` (model, sampler, loss, validation) and registers it with
-:func:`register_task`; :class:`Trainer` does the rest (device, seeds, gradient accumulation,
+A learned family provides a :class:`TrainTask` (model, sampler, loss, validation) in
+``training/tasks/<family>.py`` and registers it with :func:`register_task` (the tasks are found
+by importing every module of :mod:`.tasks`; a task imports its family from ``methods/``, never
+the reverse); :class:`Trainer` does the rest (device, seeds, gradient accumulation,
 checkpoints and exact resume, validation every N steps, progress, CSV log and plot).
 ``napari-deepreg train METHOD --config FILE`` is :func:`cli_train`.
 """

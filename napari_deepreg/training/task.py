@@ -1,14 +1,14 @@
 """What a learned method gives the training loop: its model, its data sampler, its loss.
 
-A method subclasses :class:`TrainTask` and registers it::
+A method subclasses :class:`TrainTask` in ``training/tasks/<family>.py`` and registers it::
 
     @register_task
     class SemanticBSplineTask(TrainTask):
         method_id = "semantic_bspline"
-        config_class = SemanticBSplineConfig      # the method's dataclass config
+        config_class = SemanticBSplineNetConfig   # the trained-model config
         default_train = {"lr": 1e-3, "steps": 3000}
 
-        def build_model(self, config): ...        # -> nn.Module
+        def build_model(self, config): ...        # optional: the family's network by default
         def sample(self, split, batch_size, generator): ...   # -> batch dict
         def loss(self, model, batch): ...         # -> (total, {"sim": ..., "reg": ...})
         def validate(self, model, batch): ...     # -> {"dice": ..., "fold_percent": ...}
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,9 +67,12 @@ class TrainTask(ABC):
 
     # -- what every method implements -----------------------------------------------------------
 
-    @abstractmethod
     def build_model(self, config: Any) -> nn.Module:
-        """The network for ``config`` (also used at inference from a zoo model's config)."""
+        """The network for ``config``: by default its family's (``methods.models``), the same
+        that inference builds from a model file. Override to add training-only set-up."""
+        from ..methods.models import get_family
+
+        return get_family(self.method_id).build(config)
 
     @abstractmethod
     def sample(self, split: str, batch_size: int, generator: torch.Generator) -> Batch:
@@ -133,52 +135,23 @@ def load_trained_model(
 ) -> tuple[nn.Module, Any]:
     """``(model in eval mode on device, method config)`` from a zoo id or a model file.
 
-    ``source`` is a zoo model id (checked against its sha256) or the path of a ``model.pt`` /
-    ``best_model.pt`` / checkpoint. The network is rebuilt by the method's task
-    (``build_model(config)``) and its weights loaded strictly.
+    :func:`napari_deepreg.methods.models.load_model` after importing the training tasks, so
+    that families defined with their task (the toy task) load too.
     """
-    from .. import zoo
+    from ..methods import models
 
-    path = Path(source)
-    if path.suffix == ".pt" and path.is_file():
-        data = zoo.read_model_file(path)
-        method, values, state = data["method"], data["config"], data["state_dict"]
-    else:
-        method = zoo.get_entry(str(source), zoo_dir).method
-        values, state = zoo.load_model(str(source), zoo_dir)
-    task_cls = get_task_class(method)
-    task = task_cls(values)
-    model = task.build_model(task.config)
-    model.load_state_dict(state)
-    return model.to(device).eval(), task.config
-
-
-_CACHE: dict[tuple[str, str, float], tuple[nn.Module, Any]] = {}
-_CACHE_LOCK = threading.Lock()
+    _import_task_modules()
+    return models.load_model(source, zoo_dir, device)
 
 
 def load_cached_model(
     source: str | Path, device: str | torch.device, config_class: type, method_id: str
 ) -> tuple[nn.Module, Any]:
-    """:func:`load_trained_model`, kept in memory per source and device for the next call.
+    """:func:`napari_deepreg.methods.models.load_cached_model` (tasks imported first)."""
+    from ..methods import models
 
-    A registration method calls this on every run; the weights are read (and a zoo file's
-    sha256 checked) only once. A model file rewritten since (a newer training run) is read
-    again. Raises :class:`~napari_deepreg.volume.InputError` when ``source`` is not a model of
-    ``method_id`` (its config is not a ``config_class``).
-    """
-    from ..volume import InputError
-
-    path = Path(source)
-    stamp = path.stat().st_mtime if path.suffix == ".pt" and path.is_file() else 0.0
-    key = (str(source), str(device), stamp)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = load_trained_model(source, device=device)
-        model, config = _CACHE[key]
-    if not isinstance(config, config_class):
-        raise InputError(f"{source} is not a {method_id} model")
-    return model, config
+    _import_task_modules()
+    return models.load_cached_model(source, device, config_class, method_id)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -194,29 +167,28 @@ def register_task(cls: type[TrainTask]) -> type[TrainTask]:
     return cls
 
 
-def _import_method_modules() -> None:
-    """Import every module of ``napari_deepreg.methods`` so their tasks register themselves."""
-    from .. import methods
+def _import_task_modules() -> None:
+    """Import every module of ``napari_deepreg.training.tasks`` so their tasks register."""
+    from . import tasks
 
-    for mod in pkgutil.iter_modules(methods.__path__):
+    for mod in pkgutil.iter_modules(tasks.__path__):
         try:
-            importlib.import_module(f"{methods.__name__}.{mod.name}")
+            importlib.import_module(f"{tasks.__name__}.{mod.name}")
         except ImportError:
             # a method whose optional dependency is missing is simply not trainable here
             continue
-    from . import toy  # noqa: F401  (the built-in smoke-test task)
 
 
 def available_tasks() -> dict[str, type[TrainTask]]:
     """All trainable methods by id."""
-    _import_method_modules()
+    _import_task_modules()
     return dict(_TASKS)
 
 
 def get_task_class(method_id: str) -> type[TrainTask]:
     """The task class of ``method_id``; a ValueError lists the trainable methods otherwise."""
     if method_id not in _TASKS:
-        _import_method_modules()
+        _import_task_modules()
     if method_id not in _TASKS:
         raise ValueError(
             f"method {method_id!r} has no training task; trainable methods: {sorted(_TASKS)}"

@@ -4,7 +4,7 @@ A weight file (``weights/<id>.pt``, also ``model.pt`` in a training run folder) 
 ``torch.save`` of a plain dict, loadable with ``torch.load(weights_only=True)``::
 
     {"format": "napari-deepreg-model/1", "method": str,
-     "config_json": str,   # the method config (what the method's build_model takes), JSON
+     "config_json": str,   # the trained-model config (what its family builds from), JSON
      "meta_json": str,     # provenance: dims, modality, working_resolution, training_data,
                            # training_command, train config, step
      "state_dict": {name: Tensor}}
@@ -170,7 +170,7 @@ def load_model(
 
     The sha256 is verified before loading (a mismatch raises :class:`ChecksumError` naming the
     file and both digests), then the file is read with ``torch.load(weights_only=True)``.
-    ``config`` is the method config dict that the method's ``build_model`` takes.
+    ``config`` is the trained-model config dict its family (``methods.models``) builds from.
     """
     entry = get_entry(model_id, zoo_dir)
     data = read_model_file(model_path(entry, zoo_dir), sha256=entry.sha256)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from napari_deepreg.core import compose
+from napari_deepreg.data.anatomy import tissue_labels
 from napari_deepreg.methods.semantic_bspline import (
     SemanticBSplineConfig,
     SemanticBSplineNetConfig,
-    SemanticBSplineTask,
     build_net,
     estimate,
     label_alignment,
@@ -24,7 +24,6 @@ from napari_deepreg.methods.semantic_bspline import (
     predict_field,
     resize_separable,
     smoothness_penalty,
-    tissue_labels,
     weighted_cross_entropy,
     working_grid,
     zoo_method_spec,
@@ -34,11 +33,12 @@ from napari_deepreg.nets.semantic_bspline import (
     RegNet,
     SemanticBSplineNet,
     SemanticUNet,
-    bspline_control_shape,
+    avgpool_control_shape,
     bspline_kernel1d,
     half_grid,
 )
 from napari_deepreg.pipeline import run_to_end
+from napari_deepreg.training.tasks.semantic_bspline import SemanticBSplineTask
 from napari_deepreg.volume import InputError, Volume
 
 # ----------------------------------------------------------------------------- B-spline layer
@@ -92,7 +92,7 @@ def test_bspline_kernel_approaches_the_cubic_bspline(stride):
 def test_bspline_layer_checks_shapes_and_keeps_gradients():
     layer = BSplineAvgPool(3, 2)
     # ceil((n + 3 (s - 1)) / s) control points cover n voxels after three valid poolings
-    assert bspline_control_shape((20, 10), 3) == (9, 6) == layer.control_shape((20, 10))
+    assert avgpool_control_shape((20, 10), 3) == (9, 6) == layer.control_shape((20, 10))
     with pytest.raises(ValueError, match="control grid"):
         layer(torch.zeros(1, 2, 5, 5), (20, 10))
     with pytest.raises(ValueError):
@@ -130,7 +130,7 @@ def test_half_grid_matches_the_stride_two_output():
 @pytest.mark.parametrize("dims", [2, 3])
 def test_regnet_outputs_the_control_grid(dims):
     net = RegNet(14, dims, channels=(4, 4, 8, 8))
-    control = bspline_control_shape((33, 25, 17)[:dims], 3)
+    control = avgpool_control_shape((33, 25, 17)[:dims], 3)
     out = net(torch.rand(1, 14, *(17, 13, 9)[:dims]), control)
     assert out.shape == (1, dims, *control)
     # the output layer starts near zero: an untrained net is almost the identity
@@ -355,9 +355,9 @@ def test_predict_field_recovers_a_translation_in_mm(tiny_model_file):
                              (1.0, 1.0))
     assert torch.allclose(field[0, 0], torch.full((49, 41), 3.0), atol=1e-4)
     assert torch.allclose(field[0, 1], torch.full((49, 41), -1.0), atol=1e-4)
-    from napari_deepreg.training import task
+    from napari_deepreg.methods import models
 
-    task._CACHE.clear()  # the weights were changed in place: do not leak them to other tests
+    models.clear_cache()  # the weights were changed in place: do not leak them to other tests
 
 
 def test_inference_config_is_checked():

@@ -22,6 +22,7 @@ from napari_deepreg.nets.avsm import (
     grid_frame,
     multi_gaussian_smooth,
 )
+from napari_deepreg.training.tasks.avsm import AvsmTask
 from napari_deepreg.volume import InputError
 
 torch.manual_seed(0)
@@ -227,7 +228,7 @@ def _texture_batch() -> dict:
 @pytest.mark.parametrize("stage", ["affine", "vsvf"])
 def test_training_steps_lower_the_loss(stage, one_thread):
     torch.manual_seed(1)
-    task = avsm.AvsmTask(_tiny_config(stage, similarity="ncc" if stage == "affine" else "mk_lncc",
+    task = AvsmTask(_tiny_config(stage, similarity="ncc" if stage == "affine" else "mk_lncc",
                                       lambda_ar_c=0.0))
     model = task.build_model(task.config)
     batch = _texture_batch()
@@ -258,7 +259,7 @@ def test_vsvf_stage_takes_the_affine_of_one_model_and_the_momentum_net_of_anothe
 
     def saved(stage, seed, name):
         torch.manual_seed(seed)
-        task = avsm.AvsmTask(_tiny_config(stage))
+        task = AvsmTask(_tiny_config(stage))
         model = task.build_model(task.config)
         path = tmp_path / name
         zoo.save_model_file(path, avsm.METHOD_ID, task.config_dict(), model.state_dict(), {})
@@ -266,7 +267,7 @@ def test_vsvf_stage_takes_the_affine_of_one_model_and_the_momentum_net_of_anothe
 
     affine_path, affine_state = saved("affine", 1, "affine.pt")
     vsvf_path, vsvf_state = saved("vsvf", 2, "vsvf.pt")
-    task = avsm.AvsmTask(_tiny_config("vsvf", init_from=str(affine_path),
+    task = AvsmTask(_tiny_config("vsvf", init_from=str(affine_path),
                                       init_momentum_from=str(vsvf_path)))
     task._training = True
     state = task.build_model(task.config).state_dict()
@@ -274,7 +275,7 @@ def test_vsvf_stage_takes_the_affine_of_one_model_and_the_momentum_net_of_anothe
         source = vsvf_state if k.startswith("momentum.") else affine_state
         assert torch.equal(v, source[k]), k
     # an affine-only file has no momentum net to give
-    task = avsm.AvsmTask(_tiny_config("vsvf", init_momentum_from=str(affine_path)))
+    task = AvsmTask(_tiny_config("vsvf", init_momentum_from=str(affine_path)))
     task._training = True
     with pytest.raises(ValueError, match="momentum net"):
         task.build_model(task.config)
@@ -286,7 +287,7 @@ def test_vsvf_stage_takes_the_affine_of_one_model_and_the_momentum_net_of_anothe
 def _saved_model(tmp_path, stage: str, scale: float = 1.0):
     from napari_deepreg import zoo
 
-    task = avsm.AvsmTask(_tiny_config(stage, voxel_size=2.0))
+    task = AvsmTask(_tiny_config(stage, voxel_size=2.0))
     model = task.build_model(task.config)
     with torch.no_grad():
         model.affine.head.bias[0] = scale - 1.0  # A~ = diag(scale, 1)

@@ -15,11 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core import warp_image, warp_labels
-from ..losses import functional as L
-from ..metrics import endpoint_error, mean_dice
-from ..nets.unet import UNet
-from .task import Batch, TrainTask, register_task
+from ...core import warp_image, warp_labels
+from ...losses import functional as L
+from ...methods.models import Family, register_family
+from ...metrics import endpoint_error, mean_dice
+from ...nets.unet import UNet
+from ..task import Batch, TrainTask, register_task
 
 
 @dataclass
@@ -63,6 +64,15 @@ def blob_image(shape: tuple[int, ...], count: int, sigma: float, gen: torch.Gene
     return (img / img.max().clamp_min(1e-6))[None, None]
 
 
+def build_toy_net(config: ToyConfig) -> nn.Module:
+    """A small 2D U-Net: the concatenated pair ``(N, 2, H, W)`` -> a field ``(N, 2, H, W)``."""
+    return UNet(2, 2, dims=2, channels=config.channels, head="field")
+
+
+# the toy's model files load like any family's (training imports methods, never the reverse)
+register_family(Family("toy", ToyConfig, build_toy_net))
+
+
 @register_task
 class ToyTask(TrainTask):
     """Blob-translation registration on 16x16 images (see the module docstring)."""
@@ -80,7 +90,7 @@ class ToyTask(TrainTask):
     }
 
     def build_model(self, config: ToyConfig) -> nn.Module:
-        return UNet(2, 2, dims=2, channels=config.channels, head="field")
+        return build_toy_net(config)
 
     def sample(self, split: str, batch_size: int, generator: torch.Generator) -> Batch:
         if split == "train" and self.config.pool > 0:
@@ -155,4 +165,4 @@ class ToyTask(TrainTask):
         }
 
 
-__all__ = ["ToyConfig", "ToyTask", "blob_image"]
+__all__ = ["ToyConfig", "ToyTask", "blob_image", "build_toy_net"]

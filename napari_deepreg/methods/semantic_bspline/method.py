@@ -1,0 +1,150 @@
+"""Inference of the semantic B-spline family: a trained model registers a pair without labels.
+
+The pair is resampled to the model's working voxel size (same field of view), padded to
+``8 k + 1`` voxels and at least the training grid, normalised, registered, and the field comes
+back to the input grid (the pipeline then warps once at native resolution). Optional test-time
+refinement by instance optimisation starts from the prediction (:mod:`..refine`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...nets.semantic_bspline import SemanticBSplineNet
+from ..base import Estimate, MethodSpec, Progress
+from ..learned import (
+    check_model_dims,
+    check_pair,
+    learned_method_spec,
+    model_source,
+    target_device,
+)
+from ..refine import RefineSettings, refine_field
+from ..working_grid import WorkingGrid
+from ..working_grid import working_grid as fit_working_grid
+from .config import METHOD_ID, SemanticBSplineConfig, SemanticBSplineNetConfig
+from .model import load_model
+
+# the U-Net has three stride-2 levels: grids of 8 k + 1 voxels keep every level aligned
+GRID_MULTIPLE = 8
+
+
+def normalise_batch(images: Tensor, low: float = 0.005, high: float = 0.995) -> Tensor:
+    """Each image's ``[low, high]`` quantiles to ``[0, 1]``, clipped (as the pipeline does)."""
+    flat = images.flatten(1).float()
+    if flat.shape[1] > 1 << 24:  # torch.quantile's limit: subsample huge images
+        flat = flat[:, :: math.ceil(flat.shape[1] / (1 << 24))]
+    if flat.device.type == "cpu":
+        # numpy selects (partition) where torch.quantile sorts: same linear interpolation,
+        # 7x faster on a 2 mm brain pair (0.06 s instead of 0.4 s)
+        q = np.percentile(flat.detach().numpy(), [100 * low, 100 * high], axis=1)
+        q = torch.from_numpy(q).to(flat)
+    else:
+        q = torch.quantile(flat, torch.tensor([low, high], device=images.device), dim=1)
+    lo = q[0].view(-1, *[1] * (images.ndim - 1))
+    hi = q[1].view(-1, *[1] * (images.ndim - 1))
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return ((images - lo) / span).clamp(0, 1)
+
+
+def working_grid(
+    shape: Sequence[int],
+    spacing: Sequence[float],
+    voxel_size: float,
+    min_shape: Sequence[int] | None = None,
+) -> WorkingGrid:
+    """``(resampled shape, its spacing, padded shape)`` of an input grid at ``voxel_size`` mm.
+
+    The padded shape is the next ``8 k + 1`` per axis and at least ``min_shape`` (the training
+    grid): padding a tightly cropped image to the field of view the model was trained on
+    lowered the endpoint error on the bundled 2D sample from 3.2 mm to 2.4 mm.
+    """
+    return fit_working_grid(shape, spacing, voxel_size, GRID_MULTIPLE, plus_one=True,
+                            min_shape=min_shape)
+
+
+def predict_field(
+    model: SemanticBSplineNet,
+    net_config: SemanticBSplineNetConfig,
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+) -> tuple[Tensor, dict[str, Any]]:
+    """The model's field ``(1, D, *S)`` (mm) for a pair on one grid, at the input's resolution.
+
+    The pair is resampled to the model's voxel size (same field of view), padded to
+    ``8 k + 1`` voxels and at least the training grid, normalised, registered, and the field
+    cropped and resized back (its values are mm, so they carry over).
+    """
+    shape = tuple(fixed.shape[2:])
+    grid = working_grid(shape, spacing, net_config.voxel_size, net_config.working_shape)
+    # normalised after padding, like the training slices with their background margin
+    pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
+    with torch.no_grad():
+        out = model(pair[:1], pair[1:], grid.spacing)
+    field = grid.from_working(out["field"], shape)
+    info = {"working_shape": list(grid.resampled), "working_spacing": list(grid.spacing),
+            "padded_shape": list(grid.padded)}
+    return field, info
+
+
+def estimate(
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+    config: SemanticBSplineConfig | None = None,
+    device: torch.device | str | None = None,
+    model_id: str | None = None,
+) -> Generator[Progress, None, Estimate]:
+    """Register ``moving`` to ``fixed`` with a trained model; yields Progress.
+
+    Args:
+        fixed, moving: ``(1, 1, *S)`` float images in [0, 1] on the same grid.
+        spacing: voxel size in mm along the array axes.
+        config: inference settings (defaults if None).
+        device: where to run (default: the device of ``fixed``).
+        model_id: the zoo model (bound by :func:`zoo_method_spec`); ``config.model_file``
+            overrides it.
+
+    Returns:
+        :class:`Estimate` with the ``(1, D, *S)`` field in mm on the input grid; ``info`` holds
+        the working grid and, with refinement, the refinement's figures.
+    """
+    cfg = config if config is not None else SemanticBSplineConfig()
+    dev = target_device(fixed, device)
+    source = model_source(cfg, model_id, METHOD_ID)
+    ndim = check_pair(fixed, moving)
+    total = 2 + (cfg.refine_iterations if cfg.refine else 0)
+    yield Progress(0, total, "loading model")
+    model, net_config = load_model(source, dev)
+    check_model_dims(source, net_config.dims, ndim)
+    yield Progress(1, total, "predicting the field")
+    field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
+    info["model"] = str(source)
+    if cfg.refine:
+        field, info["refinement"] = yield from refine_field(
+            fixed, moving, spacing, field, RefineSettings.of(cfg), dev, step_offset=2,
+            total=total,
+        )
+    yield Progress(total, total, "done")
+    return Estimate(field=field, affine=None, info=info)
+
+
+def zoo_method_spec(entry: Any) -> MethodSpec:
+    """The :class:`MethodSpec` of one zoo model of this method (called by the methods registry)."""
+    dims = "/".join(f"{int(d)}D" for d in entry.dims)
+    return learned_method_spec(
+        entry, estimate, SemanticBSplineConfig,
+        title=f"Semantic B-spline ({dims}, {entry.id})",
+        description="Semantically guided two-step B-spline network (Ha et al. 2020); labels "
+        "are needed for training only.",
+    )
+
+
+__all__ = ["estimate", "normalise_batch", "predict_field", "working_grid", "zoo_method_spec"]

@@ -1,0 +1,104 @@
+"""The working grid of a learned method: resample to its voxel size, pad, and come back.
+
+A network predicts at the voxel size it was trained at. The input pair keeps its field of view
+(corner voxels fixed) at that voxel size, is zero-padded (centred) to a shape the network's
+down-sampling levels divide evenly, and the predicted field is cropped and resized back to the
+input grid; a field in mm keeps its values through both resizes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..core import resize_separable, resized_spacing
+
+
+def fit_shape(n: int, multiple: int, plus_one: bool) -> int:
+    """Smallest size >= ``n`` of the form ``multiple * k`` (or ``multiple * k + 1``)."""
+    odd = int(plus_one)
+    return multiple * math.ceil((int(n) - odd) / multiple) + odd
+
+
+class WorkingGrid(NamedTuple):
+    """The working grid of an input grid (see :func:`working_grid`).
+
+    Attributes:
+        resampled: the input's field of view at the working voxel size, in voxels.
+        spacing: its voxel size in mm (the corners fixed, so close to the nominal size).
+        padded: ``resampled`` zero-padded (centred) to what the network takes.
+    """
+
+    resampled: tuple[int, ...]
+    spacing: tuple[float, ...]
+    padded: tuple[int, ...]
+
+    @property
+    def before(self) -> tuple[int, ...]:
+        """Voxels of padding before the image on each axis."""
+        return tuple((p - n) // 2 for n, p in zip(self.resampled, self.padded, strict=True))
+
+    def crop(self) -> tuple[slice, ...]:
+        """Index of the image's own voxels inside the padded grid (spatial axes)."""
+        return tuple(slice(lo, lo + n) for lo, n in zip(self.before, self.resampled,
+                                                        strict=True))
+
+    def to_working(self, images: Tensor) -> Tensor:
+        """``(N, C, *S)`` images on the input grid -> ``(N, C, *padded)`` (resized, zero-padded).
+
+        Uses the matrix form of the anti-aliased resize: shrinking a 1 mm pair costs about
+        0.1 s instead of 3 s.
+        """
+        return pad_centre(resize_separable(images.float(), self.resampled), self.padded)
+
+    def from_working(self, field: Tensor, shape: Sequence[int]) -> Tensor:
+        """``(N, D, *padded)`` field (mm) -> ``(N, D, *shape)`` on the input grid."""
+        return resize_separable(field[(slice(None), slice(None), *self.crop())], tuple(shape))
+
+
+def working_grid(
+    shape: Sequence[int],
+    spacing: Sequence[float],
+    voxel_size: float,
+    multiple: int = 8,
+    plus_one: bool = False,
+    min_shape: Sequence[int] | None = None,
+) -> WorkingGrid:
+    """The :class:`WorkingGrid` of an input grid at ``voxel_size`` mm.
+
+    Args:
+        shape, spacing: the input grid (voxels, mm).
+        voxel_size: the network's working voxel size in mm.
+        multiple, plus_one: padded sizes are ``multiple * k`` (a U-Net whose levels halve the
+            grid), or ``multiple * k + 1`` (stride-2 convolutions that keep every other voxel).
+        min_shape: pad to at least this shape (fitted the same way): a tightly cropped image
+            then gets the field of view the model was trained on, since instance normalisation
+            and the convolutions' zero padding depend on the margin around the anatomy.
+    """
+    shape = tuple(int(n) for n in shape)
+    resampled = tuple(
+        max(2, int(round((n - 1) * s / voxel_size)) + 1)
+        for n, s in zip(shape, spacing, strict=True)
+    )
+    new_spacing = resized_spacing(shape, spacing, resampled)
+    padded = tuple(fit_shape(m, multiple, plus_one) for m in resampled)
+    if min_shape is not None:
+        padded = tuple(max(p, fit_shape(q, multiple, plus_one))
+                       for p, q in zip(padded, min_shape, strict=True))
+    return WorkingGrid(resampled, new_spacing, padded)
+
+
+def pad_centre(x: Tensor, shape: Sequence[int]) -> Tensor:
+    """Zero-pad ``(N, C, *S)`` to ``(N, C, *shape)``, the image centred (odd voxel after)."""
+    pads: list[int] = []
+    for n, m in zip(reversed(x.shape[2:]), reversed(tuple(shape)), strict=True):
+        before = (m - n) // 2
+        pads += [before, m - n - before]
+    return F.pad(x, pads)
+
+
+__all__ = ["WorkingGrid", "fit_shape", "pad_centre", "working_grid"]

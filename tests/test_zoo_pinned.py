@@ -1,0 +1,74 @@
+"""Every shipped zoo model keeps its weights and its Dice on the bundled pair.
+
+The figures were measured on commit b0e8288 (before the method-family layout) with the default
+inference config, on CPU, through ``pipeline.register``: 3D models on ``brain3d``, 2D models on
+``brain2d``. A refactor of the methods must reproduce them within 0.002; a retrained model must
+update them here together with its manifest entry.
+"""
+
+import pytest
+import torch
+
+from napari_deepreg import zoo
+from napari_deepreg.pipeline import register, run_to_end
+from napari_deepreg.sample import load_sample
+
+TOL = 0.002
+
+# model id -> (sha256 of the weight file, Dice after registration on the bundled pair)
+PINNED = {
+    "avsm_3d": ("d7eda4303079c8f8727fb5c68c87fd289bf5adb6d6a99540c1cad702107af2fa", 0.8057),
+    "avsm_3d_4mm": ("3fc67cad73b943433a3795c38654e037f20ea1a4d406bf544a7b6114c9dc5989", 0.7795),
+    "avsm_affine_3d": ("94507ba0057a87805c6e94d85a7a59f2b736265775e6679211d915f45803826b",
+                       0.6054),
+    "semantic_bspline_2d": ("37dc0ea662fd5c7c8769d95f21e8e8973970d40b726385d8c170b6a1bd376b3d",
+                            0.8104),
+    "semantic_bspline_3d": ("89fc0bc52a91bc2132cefdc192cc3c20941f0c7a279beb25e0eb9ca292be55f6",
+                            0.7053),
+}
+DICE_BEFORE = {3: 0.6834, 2: 0.7016}
+# test-time refinement (instance optimisation from the prediction, 40 steps) of the 2D model
+REFINED_2D = 0.9543
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return {3: load_sample("brain3d"), 2: load_sample("brain2d")}
+
+
+def _dice(pair, method, config=None):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_to_end(register(
+            pair["fixed"], pair["moving"], method=method, config=config,
+            fixed_labels=pair["fixed_labels"], moving_labels=pair["moving_labels"],
+            device="cpu", hausdorff=False,
+        ))
+    finally:
+        torch.set_num_threads(before)
+    return result.metrics["dice_before"], result.metrics["dice_after"]
+
+
+def test_every_zoo_model_is_pinned():
+    assert sorted(e.id for e in zoo.list_models()) == sorted(PINNED)
+
+
+@pytest.mark.parametrize("model_id", sorted(PINNED))
+def test_weights_unchanged(model_id):
+    entry = zoo.get_entry(model_id)
+    assert entry.sha256 == PINNED[model_id][0]
+    assert zoo.sha256_file(zoo.model_path(entry)) == PINNED[model_id][0]
+
+
+@pytest.mark.parametrize("model_id", sorted(PINNED))
+def test_dice_on_bundled_pair(samples, model_id):
+    dims = int(zoo.get_entry(model_id).dims[0])
+    before, after = _dice(samples[dims], model_id)
+    assert before == pytest.approx(DICE_BEFORE[dims], abs=TOL)
+    assert after == pytest.approx(PINNED[model_id][1], abs=TOL)
+
+
+def test_refined_dice_on_bundled_2d_pair(samples):
+    _, after = _dice(samples[2], "semantic_bspline_2d", {"refine": True})
+    assert after == pytest.approx(REFINED_2D, abs=TOL)
