@@ -131,13 +131,11 @@ def test_apply_display_sets_what_constructors_do_not_take():
 def test_metrics_table_shows_the_affine_rows():
     import dataclasses
 
-    from napari_deepreg._napari._widget import metrics_rows
-
     affine = np.eye(4)
     affine[:3, 3] = (1.5, -2.0, 0.25)
     affine[0, 1] = 0.1
-    rows = {r[0]: r for r in metrics_rows(dataclasses.replace(make_result(), affine=affine))}
+    rows = {r[0]: r for r in qa.metrics_rows(dataclasses.replace(make_result(), affine=affine))}
     assert rows["affine row 0"][2].split() == ["1", "0.1", "0", "1.5"]
     assert rows["affine row 2"][2].split() == ["0", "0", "1", "0.25"]
     assert not any(name.startswith("affine") for name in dict(
-        (r[0], r) for r in metrics_rows(make_result())))
+        (r[0], r) for r in qa.metrics_rows(make_result())))
