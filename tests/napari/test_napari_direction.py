@@ -38,7 +38,9 @@ def _pair() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return fixed, moving, fixed_labels, moving_labels
 
 
-def test_saved_result_layers_have_the_fixed_affine(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+def test_saved_result_layers_have_the_fixed_affine(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
     import napari
 
     errors: list[str] = []

@@ -73,6 +73,21 @@ def test_every_layer_has_the_fixed_geometry_and_a_prefixed_name():
     assert kinds[warped_name("brain")] == kinds[GRID_NAME] == "image"
     grid_style = layers[GRID_NAME][1]
     assert grid_style["colormap"]["colors"][0][3] == 0.0  # no line: fully transparent
+    # an identity grid (no direction) adds nothing the writer would read
+    assert all("direction" not in kwargs["metadata"] for _, kwargs, _ in layers.values())
+
+
+def test_every_layer_carries_the_fixed_direction():
+    import dataclasses
+
+    direction = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    result = make_result()
+    result = dataclasses.replace(result, grid=Grid(result.grid.shape, SPACING, ORIGIN, direction))
+    tuples = result_layers(result, "fixed", "moving")
+    assert len(tuples) == 6
+    for _, kwargs, _ in tuples:
+        np.testing.assert_array_equal(kwargs["metadata"]["direction"], direction.tolist())
+        assert kwargs["scale"] == SPACING and kwargs["translate"] == ORIGIN
 
 
 def test_layer_contents():
