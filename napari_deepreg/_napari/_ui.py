@@ -98,15 +98,17 @@ def scrolling(parent: QWidget, content: QWidget) -> None:
 
 
 def metrics_table() -> QTableWidget:
-    """A read-only ``figure | before | after`` table, the figure column stretching."""
+    """A read-only ``figure | before | after`` table, the ``after`` column taking the rest."""
     table = QTableWidget(0, 3)
     table.setHorizontalHeaderLabels(["figure", "before", "after"])
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
     header = table.horizontalHeader()
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    for col in (1, 2):
+    # the figure names and the "before" values are short and always shown whole; long "after"
+    # text (the affine rows) is elided at the dock's edge, in full in its tooltip
+    for col in (0, 1):
         header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
     return table
 
 
@@ -116,6 +118,7 @@ def fill_table(table: QTableWidget, rows: Sequence[Sequence[str]]) -> None:
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)
+            item.setToolTip(text)
             if c:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)
