@@ -79,7 +79,9 @@ def result_layers(
     fixed image underneath), the displacement magnitude (mm, hidden), the Jacobian determinant
     (diverging map centred on 1, hidden), the deformation grid (yellow lines in the displayed
     plane, transparent elsewhere), the warped labels (outlined: call :func:`apply_display` on
-    the created layer) when the run had moving labels, and the folds (J <= 0, red).
+    the created layer) when the run had moving labels, and the folds (J <= 0, red). Each sits
+    on ``result.grid``: ``scale`` = spacing, ``translate`` = origin and, when the fixed image
+    has one, ``metadata["direction"]``.
 
     Args:
         result: a registration result on the fixed grid.
@@ -87,8 +89,7 @@ def result_layers(
             metadata record).
         displayed_axes: array axes shown on screen, for the grid (default: the last two).
     """
-    scale = tuple(float(s) for s in result.spacing)
-    translate = tuple(float(o) for o in result.origin)
+    scale, translate = result.grid.spacing, result.grid.origin
     geometry = {"scale": scale, "translate": translate}
     field = np.asarray(result.field)
     ndim = field.shape[0]
