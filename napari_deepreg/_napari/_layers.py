@@ -1,9 +1,12 @@
-"""Turn a :class:`RegistrationResult` into napari layer data tuples (no Qt, no viewer).
+"""Turn a :class:`RegistrationResult` into napari layers, and put them into a viewer's list.
 
-Every result layer carries the fixed image's geometry (``scale`` = spacing in mm, ``translate``
-= origin in mm) so it overlays the fixed layer, a name starting with :data:`PREFIX` so it never
-clashes with the user's layers, and a ``metadata[METADATA_KEY]`` record naming its role. The
-widget uses the prefix and the record to find (and replace) the layers an earlier run made.
+Every result layer carries the fixed image's geometry so it overlays the fixed layer and is
+saved with it: ``scale`` = spacing and ``translate`` = origin (mm, array axis order), and the
+direction cosines in ``metadata["direction"]`` (:meth:`Grid.layer_metadata`, what the plugin's
+reader stores and its writer puts back into the file). Each has a name starting with
+:data:`PREFIX`, so it never clashes with the user's layers, and a ``metadata[METADATA_KEY]``
+record naming its role, by which a later run finds (and replaces) the layers an earlier one
+made. The arrays and styles come from :mod:`napari_deepreg.qa.display`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import qa
-from ..methods.base import RegistrationResult
+from ..qa import display
+from ..qa.display import GRID_COLORMAP, GRID_WIDTH, grid_period, normalise_axes
+from ..result import RegistrationResult
 
 PREFIX = "[deepreg] "
 METADATA_KEY = "napari_deepreg"
@@ -28,14 +32,6 @@ MAGNITUDE_NAME = PREFIX + "displacement magnitude (mm)"
 
 LayerDataTuple = tuple[np.ndarray, dict[str, Any], str]
 
-# grid line half-width in voxels: lines about one voxel wide, anti-aliased
-GRID_WIDTH = 0.6
-# napari colormap spec: transparent at 0, opaque yellow at 1
-GRID_COLORMAP = {
-    "name": "deepreg grid",
-    "colors": [[1.0, 0.85, 0.0, 0.0], [1.0, 0.85, 0.0, 1.0]],
-}
-
 
 def warped_name(moving_name: str) -> str:
     """Name of the warped moving image layer."""
@@ -47,42 +43,20 @@ def is_result_layer(name: str, metadata: dict | None) -> bool:
     return name.startswith(PREFIX) and isinstance((metadata or {}).get(METADATA_KEY), dict)
 
 
-def grid_period(shape: Sequence[int], displayed_axes: Sequence[int]) -> int:
-    """Grid period in voxels: about 12 cells across the smaller displayed side, at least 5
-    (denser grids hide the image underneath)."""
-    sides = [shape[a] for a in displayed_axes] or list(shape)
-    return max(5, round(min(sides) / 12))
-
-
-def normalise_axes(displayed_axes: Sequence[int] | None, ndim: int) -> tuple[int, ...]:
-    """Displayed axes as sorted non-negative indices; the last two axes when None."""
-    if displayed_axes is None:
-        return tuple(range(ndim))[-2:]
-    axes = sorted({int(a) % ndim for a in displayed_axes if -ndim <= int(a) < ndim})
-    return tuple(axes) if axes else tuple(range(ndim))[-2:]
-
-
 def grid_data(
     field: np.ndarray, spacing: Sequence[float], displayed_axes: Sequence[int] | None = None
 ) -> np.ndarray:
-    """Deformation grid ``(*spatial)`` float32 in [0, 1] whose lines lie in the displayed plane.
-
-    Args:
-        field: ``(D, *spatial)`` displacement in mm (pull-back, fixed grid).
-        spacing: voxel size in mm per array axis.
-        displayed_axes: array axes shown on screen (the viewer's displayed dims).
-    """
-    shape = field.shape[1:]
-    axes = normalise_axes(displayed_axes, len(shape))
-    return qa.deformation_grid(
-        field, spacing, displayed_axes=axes, period_vox=grid_period(shape, axes), width=GRID_WIDTH
-    )
+    """Deformation grid ``(*spatial)`` float32 in [0, 1] whose lines lie in the displayed plane
+    (:func:`napari_deepreg.qa.display.grid_lines`; ``field`` ``(D, *spatial)`` in mm)."""
+    return display.grid_lines(field, spacing, displayed_axes)
 
 
 def _meta(role: str, fixed_name: str, result: RegistrationResult, **extra: Any) -> dict:
+    """A result layer's metadata: our record, and the fixed grid's direction (so the writer
+    saves the layer with the fixed image's affine)."""
     record = {"role": role, "fixed": fixed_name, "method": result.method, "model": result.model}
     record.update(extra)
-    return {METADATA_KEY: record}
+    return {**result.grid.layer_metadata(), METADATA_KEY: record}
 
 
 def apply_display(layer: Any) -> None:
@@ -105,7 +79,9 @@ def result_layers(
     fixed image underneath), the displacement magnitude (mm, hidden), the Jacobian determinant
     (diverging map centred on 1, hidden), the deformation grid (yellow lines in the displayed
     plane, transparent elsewhere), the warped labels (outlined: call :func:`apply_display` on
-    the created layer) when the run had moving labels, and the folds (J <= 0, red).
+    the created layer) when the run had moving labels, and the folds (J <= 0, red). Each sits
+    on ``result.grid``: ``scale`` = spacing, ``translate`` = origin and, when the fixed image
+    has one, ``metadata["direction"]``.
 
     Args:
         result: a registration result on the fixed grid.
@@ -113,8 +89,7 @@ def result_layers(
             metadata record).
         displayed_axes: array axes shown on screen, for the grid (default: the last two).
     """
-    scale = tuple(float(s) for s in result.spacing)
-    translate = tuple(float(o) for o in result.origin)
+    scale, translate = result.grid.spacing, result.grid.origin
     geometry = {"scale": scale, "translate": translate}
     field = np.asarray(result.field)
     ndim = field.shape[0]
@@ -122,30 +97,26 @@ def result_layers(
 
     layers: list[LayerDataTuple] = []
     warped = np.asarray(result.warped, dtype=np.float32)
-    lo, hi = np.percentile(warped, [0.5, 99.5]) if warped.size else (0.0, 1.0)
-    if not hi > lo:
-        lo, hi = float(warped.min()), float(warped.max()) + 1.0
     layers.append((
         warped,
         {
             "name": warped_name(moving_name),
-            "colormap": "magenta",
+            "colormap": display.WARPED_COLORMAP,
             "blending": "additive",
-            "contrast_limits": (float(lo), float(hi)),
+            "contrast_limits": display.intensity_limits(warped),
             "metadata": _meta("warped", fixed_name, result, moving=moving_name),
             **geometry,
         },
         "image",
     ))
 
-    magnitude = qa.displacement_magnitude(field)
-    mag_max = float(magnitude.max()) if magnitude.size else 0.0
+    magnitude, mag_limits, mag_cmap = display.magnitude_display(field)
     layers.append((
         magnitude,
         {
             "name": MAGNITUDE_NAME,
-            "colormap": "viridis",
-            "contrast_limits": (0.0, mag_max if mag_max > 0 else 1.0),
+            "colormap": mag_cmap,
+            "contrast_limits": mag_limits,
             "visible": False,
             "metadata": _meta("magnitude", fixed_name, result, units="mm"),
             **geometry,
@@ -153,7 +124,7 @@ def result_layers(
         "image",
     ))
 
-    jac, jac_limits, jac_cmap = qa.jacobian_display(result.jacobian)
+    jac, jac_limits, jac_cmap = display.jacobian_display(result.jacobian)
     layers.append((
         jac,
         {
@@ -171,8 +142,7 @@ def result_layers(
         grid_data(field, scale, axes),
         {
             "name": GRID_NAME,
-            # yellow whose alpha follows the line strength: readable over bright and dark
-            # tissue alike (additive yellow vanishes over white matter)
+            # yellow whose alpha follows the line strength
             "colormap": GRID_COLORMAP,
             "blending": "translucent",
             "contrast_limits": (0.0, 1.0),
@@ -201,10 +171,10 @@ def result_layers(
         ))
 
     layers.append((
-        qa.fold_mask(result.jacobian),
+        display.fold_mask(result.jacobian),
         {
             "name": FOLDS_NAME,
-            "colormap": {1: "red", None: "transparent"},
+            "colormap": display.FOLD_COLORMAP,
             "opacity": 0.8,
             "metadata": _meta("folds", fixed_name, result),
             **geometry,
@@ -212,3 +182,97 @@ def result_layers(
         "labels",
     ))
     return layers
+
+
+# --------------------------------------------------------------------------- into the viewer
+
+
+def displayed_axes(dims: Any, ndim: int) -> tuple[int, ...]:
+    """The array axes of an ``ndim`` layer that the canvas shows (the in-plane axes), from the
+    viewer's ``dims``.
+
+    In a 3D view the grid is drawn in the plane of the last two axes of the dims order, which
+    is what the default camera looks at.
+    """
+    offset = dims.ndim - ndim
+    shown = list(dims.order[-2:]) if dims.ndisplay == 3 else list(dims.displayed)
+    axes = tuple(sorted(d - offset for d in shown if d - offset >= 0))
+    return axes if axes else tuple(range(ndim))[-2:]
+
+
+def update_layer(layer: Any, data: np.ndarray, kwargs: dict[str, Any]) -> None:
+    """Give an existing result layer a new run's data, geometry and style (its visibility
+    stays)."""
+    layer.data = data
+    layer.name = kwargs["name"]
+    layer.scale = kwargs["scale"]
+    layer.translate = kwargs["translate"]
+    layer.metadata = kwargs["metadata"]
+    if "contrast_limits" in kwargs:
+        layer.reset_contrast_limits_range()
+        layer.contrast_limits = kwargs["contrast_limits"]
+    for attribute in ("colormap", "blending", "opacity"):
+        if attribute in kwargs:
+            setattr(layer, attribute, kwargs[attribute])
+    apply_display(layer)
+
+
+def replace_result_layers(layers: Any, tuples: Sequence[LayerDataTuple]) -> None:
+    """Put a run's layers into the viewer's layer list, replacing an earlier run's by role.
+
+    A layer of the same role and kind is updated in place (cheaper than remove + add, and it
+    keeps the user's visibility choice); otherwise the new layer takes the old one's place. Roles
+    this run did not produce (e.g. no labels this time) are removed; the user's layers are never
+    touched.
+    """
+    from napari.layers import Image, Labels, Layer
+
+    kinds = {"image": Image, "labels": Labels}
+    previous: dict[str, list[Any]] = {}
+    for layer in list(layers):
+        if is_result_layer(layer.name, layer.metadata):
+            role = layer.metadata[METADATA_KEY].get("role", "")
+            previous.setdefault(role, []).append(layer)
+    for data, kwargs, layer_type in tuples:
+        old = previous.pop(kwargs["metadata"][METADATA_KEY]["role"], [])
+        if old and isinstance(old[0], kinds[layer_type]) and old[0].ndim == data.ndim:
+            update_layer(old[0], data, kwargs)
+            stale = old[1:]
+        else:
+            new = Layer.create(data, kwargs, layer_type)
+            apply_display(new)
+            if old:
+                new.visible = old[0].visible
+                layers.insert(layers.index(old[0]), new)
+            else:
+                layers.append(new)
+            stale = old
+        for layer in stale:
+            layers.remove(layer)
+    for stale in previous.values():
+        for layer in stale:
+            layers.remove(layer)
+
+
+__all__ = [
+    "FOLDS_NAME",
+    "GRID_COLORMAP",
+    "GRID_NAME",
+    "GRID_WIDTH",
+    "JACOBIAN_NAME",
+    "MAGNITUDE_NAME",
+    "METADATA_KEY",
+    "PREFIX",
+    "WARPED_LABELS_NAME",
+    "LayerDataTuple",
+    "apply_display",
+    "displayed_axes",
+    "grid_data",
+    "grid_period",
+    "is_result_layer",
+    "normalise_axes",
+    "replace_result_layers",
+    "result_layers",
+    "update_layer",
+    "warped_name",
+]

@@ -73,6 +73,21 @@ def test_every_layer_has_the_fixed_geometry_and_a_prefixed_name():
     assert kinds[warped_name("brain")] == kinds[GRID_NAME] == "image"
     grid_style = layers[GRID_NAME][1]
     assert grid_style["colormap"]["colors"][0][3] == 0.0  # no line: fully transparent
+    # an identity grid (no direction) adds nothing the writer would read
+    assert all("direction" not in kwargs["metadata"] for _, kwargs, _ in layers.values())
+
+
+def test_every_layer_carries_the_fixed_direction():
+    import dataclasses
+
+    direction = np.array([[-1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    result = make_result()
+    result = dataclasses.replace(result, grid=Grid(result.grid.shape, SPACING, ORIGIN, direction))
+    tuples = result_layers(result, "fixed", "moving")
+    assert len(tuples) == 6
+    for _, kwargs, _ in tuples:
+        np.testing.assert_array_equal(kwargs["metadata"]["direction"], direction.tolist())
+        assert kwargs["scale"] == SPACING and kwargs["translate"] == ORIGIN
 
 
 def test_layer_contents():
@@ -131,13 +146,11 @@ def test_apply_display_sets_what_constructors_do_not_take():
 def test_metrics_table_shows_the_affine_rows():
     import dataclasses
 
-    from napari_deepreg._napari._widget import metrics_rows
-
     affine = np.eye(4)
     affine[:3, 3] = (1.5, -2.0, 0.25)
     affine[0, 1] = 0.1
-    rows = {r[0]: r for r in metrics_rows(dataclasses.replace(make_result(), affine=affine))}
+    rows = {r[0]: r for r in qa.metrics_rows(dataclasses.replace(make_result(), affine=affine))}
     assert rows["affine row 0"][2].split() == ["1", "0.1", "0", "1.5"]
     assert rows["affine row 2"][2].split() == ["0", "0", "1", "0.25"]
     assert not any(name.startswith("affine") for name in dict(
-        (r[0], r) for r in metrics_rows(make_result())))
+        (r[0], r) for r in qa.metrics_rows(make_result())))

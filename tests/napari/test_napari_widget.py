@@ -16,7 +16,7 @@ import pytest
 import torch
 from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, SpinBox
 
-from napari_deepreg._napari import _widget
+from napari_deepreg._napari import _parameters, _widget
 from napari_deepreg._napari._layers import (
     FOLDS_NAME,
     GRID_NAME,
@@ -328,7 +328,7 @@ def test_cancel_stops_quickly_and_adds_nothing(qtbot, loaded_viewer, errors):
     assert widget.run_button.isEnabled() and widget.worker is None
 
 
-def test_bad_input_is_refused_with_one_error_and_nothing_changes(loaded_viewer, errors):
+def test_bad_input_is_refused_with_one_error_and_nothing_changes(qtbot, loaded_viewer, errors):
     viewer, widget = loaded_viewer
     rng = np.random.default_rng(0)
     viewer.add_image(np.full((24, 28, 24), 3.0, dtype=np.float32), name="flat", scale=SCALE)
@@ -338,24 +338,32 @@ def test_bad_input_is_refused_with_one_error_and_nothing_changes(loaded_viewer, 
     viewer.add_points(np.array([[5.0, 6.0, 7.0]]), name="lonely points")
     before = snapshot(viewer)
 
-    cases = [  # (what to change, words the message must hold)
-        ({"moving_image": "flat"}, ["constant"]),
-        ({"fixed_labels": "odd labels"}, ["shape", "odd labels"]),
-        ({"moving_image": "slice"}, ["3D", "2D"]),
-        ({"fixed_image": "photo"}, ["RGB"]),
-        ({"fixed_points": "lonely points"}, ["points"]),
+    # (what to change, words the message must hold, refused before a worker starts): a layer
+    # that cannot become a volume is refused at once; input that does not fit together is the
+    # pipeline's to refuse, from the worker, before any work
+    cases = [
+        ({"moving_image": "flat"}, ["constant"], False),
+        ({"fixed_labels": "odd labels"}, ["shape", "fixed labels"], False),
+        ({"moving_image": "slice"}, ["3D", "2D"], False),
+        ({"fixed_image": "photo"}, ["RGB"], True),
+        ({"fixed_points": "lonely points"}, ["points"], False),
     ]
-    for change, words in cases:
+    for change, words, at_once in cases:
         select_inputs(widget, viewer)
         widget.fixed_points.value = widget.moving_points.value = None
         for combo, layer_name in change.items():
             getattr(widget, combo).value = viewer.layers[layer_name]
         errors.clear()
-        assert widget.run() is None, change
+        worker = widget.run(start=False)
+        assert (worker is None) == at_once, change
+        if worker is not None:
+            with qtbot.waitSignal(worker.finished, timeout=10_000):
+                worker.start()
         assert len(errors) == 1, (change, errors)
         assert all(word in errors[0] for word in words), (change, errors[0])
         assert_unchanged(viewer, before)
         assert widget.worker is None and widget.run_button.isEnabled()
+        assert widget.result is None
 
 
 def test_error_in_the_worker_is_one_notification(qtbot, loaded_viewer, errors):
@@ -413,18 +421,18 @@ def test_float_parameters_keep_small_bounds_and_values(qtbot):
         tol: float = field(default=2e-6, metadata={"help": "tolerance"})
         shape: tuple = field(default=(3, 4), metadata={"help": "a literal"})
 
-    widgets = {w.name: w for w in _widget.parameter_widgets(Config)}
+    widgets = {w.name: w for w in _parameters.parameter_widgets(Config)}
     lr = widgets["lr"]
     assert (lr.min, lr.max, lr.value) == (pytest.approx(1e-4), 50.0, 0.5)
     lr.value = 2.5e-4
     assert widgets["tol"].value == pytest.approx(2e-6)
     widgets["shape"].value = "(5, 6)"
-    values = _widget.parameter_values(list(widgets.values()))
+    values = _parameters.parameter_values(list(widgets.values()))
     assert values == {"lr": pytest.approx(2.5e-4), "tol": pytest.approx(2e-6), "shape": (5, 6)}
 
 
 def test_a_3d_only_method_is_refused_for_a_2d_pair_and_the_chooser_says_so(
-    make_napari_viewer, monkeypatch, errors
+    make_napari_viewer, qtbot, monkeypatch, errors
 ):
     from napari_deepreg import methods
 
@@ -443,7 +451,7 @@ def test_a_3d_only_method_is_refused_for_a_2d_pair_and_the_chooser_says_so(
     widget.fixed_image.value = viewer.layers["fixed"]
     widget.moving_image.value = viewer.layers["moving"]
     n_layers = len(viewer.layers)
-    assert widget.run() is None
+    run_to_finish(qtbot, widget)  # the pipeline refuses it before any work
     assert len(errors) == 1 and "3D" in errors[0] and "2D" in errors[0], errors
     assert len(viewer.layers) == n_layers
 

@@ -1,18 +1,13 @@
-"""Tests of napari_deepreg.qa: grid lines, Jacobian display, folds, tables and the PNG report."""
+"""napari_deepreg.qa.display: grid lines, displacement and Jacobian display, folds, checkerboard."""
 
 from __future__ import annotations
 
-import csv
-import json
 import time
 
-import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
 from napari_deepreg import qa
-from napari_deepreg.result import Grid, RegistrationResult
-from napari_deepreg.volume import Volume
 
 # ----------------------------------------------------------------------------- deformation grid
 
@@ -159,89 +154,3 @@ def test_checkerboard():
     assert board.shape == x.shape and 0.0 <= board.min() and board.max() <= 1.0
     with pytest.raises(ValueError, match="same shape"):
         qa.checkerboard(a, b[:4])
-
-
-# ----------------------------------------------------------------------------- tables and files
-
-
-def _result(ndim: int = 3, shape=(12, 14, 16)) -> RegistrationResult:
-    shape = shape[-ndim:]
-    rng = np.random.default_rng(2)
-    labels = np.zeros(shape, np.int32)
-    labels[tuple(slice(2, n // 2) for n in shape)] = 1
-    labels[tuple(slice(n // 2, n - 2) for n in shape)] = 2
-    field = 0.5 * rng.normal(size=(ndim, *shape)).astype(np.float32)
-    jac = np.ones(shape, np.float32)
-    jac.flat[5] = -0.2
-    return RegistrationResult(
-        warped=rng.random(shape).astype(np.float32),
-        warped_labels=labels,
-        field=field,
-        jacobian=jac,
-        grid=Grid(shape, (1.5, 1.0, 1.0)[-ndim:], (0.0,) * ndim),
-        affine=None,
-        metrics={"dice_before": 0.5, "dice_after": 0.8, "fold_percent": 0.01, "sdlogj": 0.05,
-                 "hd95_after": float("nan"), "runtime_s": 1.25, "n_labels": 2},
-        label_metrics=[{"label": 1, "dice_before": 0.4, "dice_after": np.float64(0.9)},
-                       {"label": 2, "dice_before": 0.6, "dice_after": 0.7, "hd95_after": 1.0}],
-        runtime=1.25,
-        method="instance_opt",
-        model=None,
-        parameters={"iterations": 10, "levels": (4, 2), "loss": "lncc"},
-        notes=["moving image resampled onto the fixed grid"],
-    )
-
-
-def test_metrics_table_order_units_and_runtime():
-    rows = qa.metrics_table(_result())
-    names = [r["name"] for r in rows]
-    assert names[:2] == ["dice_before", "dice_after"]
-    assert names[-3:] == ["runtime_s", "method", "model"]
-    assert names.count("runtime_s") == 1
-    units = {r["name"]: r["unit"] for r in rows}
-    assert units["fold_percent"] == "%" and units["hd95_after"] == "mm"
-    assert units["runtime_s"] == "s" and units["dice_after"] == ""
-    values = {r["name"]: r["value"] for r in rows}
-    assert values["hd95_after"] is None  # NaN -> empty
-    assert values["method"] == "instance_opt" and values["runtime_s"] == 1.25
-
-
-def test_label_table_fills_missing_columns():
-    rows = qa.label_table(_result())
-    assert list(rows[0]) == ["label", "dice_before", "dice_after", "hd95_after"]
-    assert rows[0]["hd95_after"] is None and rows[1]["hd95_after"] == 1.0
-    assert type(rows[0]["dice_after"]) is float
-
-
-def test_write_csv_and_json(tmp_path):
-    result = _result()
-    qa.write_metrics_csv(result, tmp_path / "metrics.csv")
-    qa.write_label_csv(result, tmp_path / "labels.csv")
-    qa.write_metrics_json(result, tmp_path / "metrics.json")
-    with (tmp_path / "metrics.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    by_name = {r["name"]: r for r in rows}
-    assert float(by_name["dice_after"]["value"]) == 0.8
-    assert by_name["hd95_after"]["value"] == ""
-    with (tmp_path / "labels.csv").open() as handle:
-        label_rows = list(csv.DictReader(handle))
-    assert [int(r["label"]) for r in label_rows] == [1, 2]
-    document = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: no NaN
-    assert document["metrics"]["dice_after"] == 0.8
-    assert document["metrics"]["hd95_after"] is None
-    assert document["parameters"]["levels"] == [4, 2]
-    assert document["runtime_s"] == 1.25 and document["method"] == "instance_opt"
-    assert document["labels"][1]["hd95_after"] == 1.0
-    assert document["notes"] == ["moving image resampled onto the fixed grid"]
-
-
-@pytest.mark.parametrize("ndim", [2, 3])
-def test_report_png(tmp_path, ndim):
-    result = _result(ndim)
-    shape = result.warped.shape
-    fixed = Volume(np.random.default_rng(3).random(shape), spacing=result.spacing)
-    moving = Volume(np.random.default_rng(4).random(tuple(n + 2 for n in shape)))
-    path = qa.report_png(result, fixed, moving, result.warped_labels, tmp_path / "report.png")
-    image = mpimg.imread(path)
-    assert image.ndim == 3 and image.shape[0] > 300 and image.shape[1] > 300
-    assert image[..., :3].std() > 0.05  # something was drawn

@@ -1,0 +1,135 @@
+"""Small Qt pieces of the Registration widget: group boxes, compact combo boxes, the metrics
+table (built, filled and read back) and the scrolling frame of the dock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLayout,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def compact(combo: QWidget) -> None:
+    """Let a combo box shrink below its longest entry (long layer names or method titles
+    would otherwise widen the whole dock)."""
+    if isinstance(combo, QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(10)
+
+
+def button(
+    text: str, slot: Callable[[], object], enabled: bool = True, tooltip: str = ""
+) -> QPushButton:
+    """A push button calling ``slot`` (with no arguments) when clicked."""
+    widget = QPushButton(text)
+    widget.setEnabled(enabled)
+    if tooltip:
+        widget.setToolTip(tooltip)
+    widget.clicked.connect(lambda *_: slot())
+    return widget
+
+
+def status_label(text: str) -> QLabel:
+    """A wrapping, selectable (copyable) status line."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def row(*widgets: QWidget) -> QHBoxLayout:
+    """``widgets`` side by side."""
+    layout = QHBoxLayout()
+    for widget in widgets:
+        layout.addWidget(widget)
+    return layout
+
+
+def column(*items: QWidget | QLayout, margins: int | None = 0) -> QWidget:
+    """A widget holding ``items`` (widgets or layouts) one below the other (``margins`` in
+    pixels; None keeps the style's)."""
+    widget = QWidget()
+    layout = QVBoxLayout(widget)
+    if margins is not None:
+        layout.setContentsMargins(margins, margins, margins, margins)
+    for item in items:
+        if isinstance(item, QLayout):
+            layout.addLayout(item)
+        else:
+            layout.addWidget(item)
+    return widget
+
+
+def group(title: str, widget: QWidget) -> QGroupBox:
+    """``widget`` in a titled frame."""
+    box = QGroupBox(title)
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(widget)
+    return box
+
+
+def scrolling(parent: QWidget, content: QWidget) -> None:
+    """Fill ``parent`` with ``content`` in a vertical scroll area: the dock does not scroll by
+    itself, and a short screen must still reach every control."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    outer = QVBoxLayout(parent)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(scroll)
+
+
+def metrics_table() -> QTableWidget:
+    """A read-only ``figure | before | after`` table, the ``after`` column taking the rest."""
+    table = QTableWidget(0, 3)
+    table.setHorizontalHeaderLabels(["figure", "before", "after"])
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.verticalHeader().setVisible(False)
+    header = table.horizontalHeader()
+    # the figure names and the "before" values are short and always shown whole; long "after"
+    # text (the affine rows) is elided at the dock's edge, in full in its tooltip
+    for col in (0, 1):
+        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+    return table
+
+
+def fill_table(table: QTableWidget, rows: Sequence[Sequence[str]]) -> None:
+    """Show ``rows`` of text in ``table`` (numbers right-aligned)."""
+    table.setRowCount(len(rows))
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)
+            if c:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(r, c, item)
+
+
+def table_text(table: QTableWidget) -> list[tuple[str, ...]]:
+    """The table's text, row by row."""
+    return [
+        tuple(
+            (table.item(r, c).text() if table.item(r, c) else "")
+            for c in range(table.columnCount())
+        )
+        for r in range(table.rowCount())
+    ]
