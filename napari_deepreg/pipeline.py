@@ -249,7 +249,7 @@ def register(
     """
     spec = get_method(method)
     spec.make_config(config)  # a bad parameter is reported before any work is done
-    yield Progress(0, 1, "checking the input")
+    # no progress before the checks: bad input fails before anything was reported as started
     inputs = prepare(fixed, moving, fixed_labels, moving_labels, fixed_points, moving_points,
                      ndims=spec.dims, method=spec.id)
     return (yield from register_prepared(inputs, spec.id, config, device, hausdorff))

@@ -155,6 +155,26 @@ def _check_targets(folder: Path, names: Iterable[str], owned: set[str], overwrit
     log(f"overwriting {listed} in {folder} (not listed in an earlier {MANIFEST})")
 
 
+def check_output_folder(
+    out_dir: str | os.PathLike, what: Iterable[str] = DEFAULT_OUTPUTS, overwrite: bool = False
+) -> Path:
+    """Check, writing nothing, that :func:`write_outputs` may write ``what`` into ``out_dir``.
+
+    For a caller that wants to hear of a bad folder before a long run. Raises the InputError
+    :func:`write_outputs` would raise for these outputs; returns the folder.
+    """
+    folder = _output_folder(out_dir)
+    unknown = sorted(set(what) - set(OUTPUTS))
+    if unknown:
+        raise ValueError(f"unknown outputs {unknown}; known are {list(OUTPUTS)}")
+    if folder.is_dir():
+        previous = read_manifest(folder)
+        owned = _owned(previous) | ({MANIFEST} if previous is not None else set())
+        names = [OUTPUTS[k] for k in OUTPUTS if k in set(what)] + [MANIFEST]
+        _check_targets(folder, names, owned, overwrite, lambda message: None)
+    return folder
+
+
 def _replace_via_temp(path: Path, write: Callable[[Path], Any]) -> None:
     """Write to a temporary name next to ``path``, then rename it over ``path``.
 
@@ -325,6 +345,7 @@ __all__ = [
     "OUTPUTS",
     "TRANSFORM_FILES",
     "TRANSFORM_OUTPUTS",
+    "check_output_folder",
     "export_transforms",
     "read_manifest",
     "write_outputs",
