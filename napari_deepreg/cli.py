@@ -368,7 +368,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        description="Register MOVING to FIXED. Writes warped.nii.gz, "
                        "warped_labels.nii.gz (with --moving-labels), field.nii.gz (ITK "
                        "displacement image), transform.h5, affine.tfm (affine methods), "
-                       "metrics.json, metrics.csv, labels.csv (with labels) and report.png.")
+                       "metrics.json, metrics.csv, labels.csv (with labels), report.png and "
+                       "outputs.json (the manifest: every file written, method, parameters).")
     p.add_argument("fixed", metavar="FIXED", help="fixed image (NIfTI, NRRD, MHA, DICOM folder)")
     p.add_argument("moving", metavar="MOVING", help="moving image")
     p.add_argument("--fixed-labels", metavar="F", help="label map on the fixed image's grid")

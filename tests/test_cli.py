@@ -216,6 +216,8 @@ def test_bad_input_gives_exit_code_2_and_one_line(pair2d, tmp_path, capsys):
     assert code == 2
     assert "shape" in _one_line_error(capsys)
 
+    assert cli.main(["register", fixed, moving, "--out", "", *FAST]) == 2
+    assert "empty" in _one_line_error(capsys)
     assert cli.main(["register", fixed, moving, "--param", "nope=1", "--out", out]) == 2
     assert "nope" in _one_line_error(capsys)
     assert cli.main(["register", fixed, moving, "--param", "levels=two", "--out", out]) == 2
@@ -233,6 +235,13 @@ def test_usage_errors_exit_2(capsys):
     assert cli.main([]) == 2
     assert cli.main(["register", "only_one.nii.gz"]) == 2
     assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "zoo" in out  # listed though their arguments load lazily
+    assert cli.main(["train", "--help"]) == 0
+    assert cli.main(["zoo", "--help"]) == 0
+    capsys.readouterr()
+    assert cli.main(["zoo"]) == 2  # its own usage error: its arguments were loaded
+    assert "zoo_command" in capsys.readouterr().err
 
 
 def test_methods_lists_instance_opt(capsys):
