@@ -10,6 +10,9 @@ Python, imports, reading the files, the metrics, writing the outputs and the PNG
 variants: ``all outputs`` (the defaults: HD95 and report.png) and ``lean`` (``--no-report
 --no-hausdorff``). Each figure is the median of ``repeats`` runs; on a shared machine they vary by
 a second or more, so compare them within one run.
+
+Not in the overhead although a fresh process pays it: ``instance_opt``'s first ``torch.optim``
+optimiser imports ``torch._dynamo`` (about 1 s with torch 2.13), inside the method's runtime.
 """
 
 from __future__ import annotations
