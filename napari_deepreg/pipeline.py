@@ -73,9 +73,15 @@ def _as_volume(data: Volume | np.ndarray | None, name: str) -> Volume | None:
 
 
 def _checked_labels(
-    labels: Volume | np.ndarray | None, image: Volume, other: Volume, what: str
+    labels: Volume | np.ndarray | None, image: Volume, other: Volume, what: str,
+    notes: list[str],
 ) -> Volume | None:
-    """``labels`` checked against ``image`` (shape, integer, >= 0), int32 on its grid."""
+    """``labels`` checked against ``image`` (shape, integer, >= 0), int32 on its grid.
+
+    Labels take their image's geometry (a label file or layer saved without one is common); when
+    they carried another one, a sentence saying so is appended to ``notes``.
+    """
+    given_array = not isinstance(labels, Volume)
     labels = _as_volume(labels, what)
     if labels is None:
         return None
@@ -90,10 +96,15 @@ def _checked_labels(
             f"{image.shape}{hint}"
         )
     array = check_labels(labels.array, image.shape, what)
-    # labels take their image's geometry: a label layer / file saved without one is common
-    return dataclasses.replace(
+    on_grid = dataclasses.replace(
         labels, array=array, spacing=image.spacing, origin=image.origin, direction=image.direction
     )
+    if not given_array and not labels.same_grid(on_grid):
+        notes.append(
+            f"{what} carry another geometry than their image; they are taken on the "
+            f"{what.split()[0]} image's grid"
+        )
+    return on_grid
 
 
 def _checked_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarray | None:
@@ -190,8 +201,9 @@ def prepare(
         )
     ndim = fixed_v.ndim
     _check_dims(ndim, ndims, method)
-    f_labels = _checked_labels(fixed_labels, fixed_v, moving_v, "fixed labels")
-    m_labels = _checked_labels(moving_labels, moving_v, fixed_v, "moving labels")
+    notes: list[str] = []
+    f_labels = _checked_labels(fixed_labels, fixed_v, moving_v, "fixed labels", notes)
+    m_labels = _checked_labels(moving_labels, moving_v, fixed_v, "moving labels", notes)
     f_points = _checked_points(fixed_points, ndim, "fixed points")
     m_points = _checked_points(moving_points, ndim, "moving points")
     if (f_points is None) != (m_points is None) or (
@@ -199,7 +211,6 @@ def prepare(
     ):
         raise InputError("fixed and moving points must both be given, with the same count")
 
-    notes: list[str] = []
     if not fixed_v.same_grid(moving_v):
         from .io import describe_grid, resample_to_grid
 

@@ -193,6 +193,13 @@ def test_prepare_checks_labels_against_their_image(pair3d):
         prepare(fixed, small, fixed_labels=fl[:-2])
     with pytest.raises(InputError, match="non-integer"):
         prepare(fixed, moving, moving_labels=ml.astype(np.float32) + 0.25)
+    # labels of the right shape take their image's grid; another geometry is worth a note
+    shifted = Volume(fl, fixed.spacing, tuple(o + 5.0 for o in fixed.origin))
+    inputs = prepare(fixed, moving, fixed_labels=shifted, moving_labels=ml)
+    assert inputs.fixed_labels.origin == fixed.origin
+    assert inputs.notes == ("fixed labels carry another geometry than their image; they are "
+                            "taken on the fixed image's grid",)
+    assert prepare(fixed, moving, Volume(fl, fixed.spacing, fixed.origin), ml).notes == ()
 
 
 @pytest.mark.parametrize(
