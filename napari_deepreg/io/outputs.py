@@ -240,7 +240,8 @@ def write_outputs(
     Args:
         result: the run; images and fields are written on ``result.grid`` (spacing, origin and
             direction of the fixed image), so every file overlays the fixed image elsewhere.
-        out_dir: the output folder; an empty name is refused.
+        out_dir: the output folder; an empty name is refused. The folder itself may be a link
+            (the caller named it); the files in it may not.
         fixed, moving: the input images, needed only for the ``report`` PNG.
         fixed_labels: fixed label map drawn on the report (optional).
         what: keys of :data:`OUTPUTS` to write (default :data:`DEFAULT_OUTPUTS`); those the
