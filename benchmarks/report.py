@@ -152,6 +152,9 @@ def markdown_report(results: dict[str, Any]) -> str:
                           markdown_table(summarise(case_rows, methods)), ""]
         elif group_cases:
             lines += [group_cases[0].get("description", ""), ""]
+    from benchmarks.startup import markdown_section
+
+    lines += markdown_section(results.get("cli_overhead") or {})
     failures = [f"{r['method']} on {r['case']}: {r.get('note', '')}" for r in rows
                 if r.get("status") != "ok"]
     notes = list(results.get("notes", [])) + failures

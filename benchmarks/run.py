@@ -33,6 +33,9 @@ any case. RSS sees every allocation (numpy, torch,
 ITK, ANTs), which tracemalloc would not; memory the allocator kept from an earlier call and
 reuses is not counted again, hence ``gc.collect()`` and glibc ``malloc_trim`` before each call.
 
+The CLI's own overhead (``--cli-overhead``, :mod:`benchmarks.startup`): wall clock of a
+``napari-deepreg register`` process on the bundled pair minus its method's runtime.
+
 Outputs, under ``--out`` (default ``results/bench``) ``/<suite>/``: ``table.md`` (one table per
 case group, then one per case), ``results.json`` (every row and the environment), ``dice.png``
 and ``time.png``. Cases are cached as ``.npz`` in ``<out>/cases`` (``--cache``).
@@ -479,6 +482,7 @@ def run_benchmark(
     rebuild: bool = False,
     log: Callable[[str], None] = print,
     command: str | None = None,
+    cli_overhead: int = 0,
 ) -> dict[str, Any]:
     """Run the benchmark and write its report; returns the results (as in ``results.json``).
 
@@ -491,6 +495,8 @@ def run_benchmark(
         cache: folder of built cases (default ``out/cases``).
         cases: ready-made :class:`BenchCase` objects, run after ``case_names``.
         rebuild: build the named cases again even when cached.
+        cli_overhead: repeats of the CLI overhead measurement (:mod:`benchmarks.startup`);
+            0 skips it.
     """
     from benchmarks import report
 
@@ -550,6 +556,12 @@ def run_benchmark(
                                **before)
                 rows.append(row)
                 log(_row_line(row))
+    overhead: dict[str, Any] = {}
+    if cli_overhead > 0:
+        from benchmarks import startup
+
+        log("CLI overhead (napari-deepreg register on the bundled pair, cheapest setting)")
+        overhead = startup.measure_overhead(cli_overhead, log)
     finished = datetime.datetime.now(datetime.timezone.utc)
     results = {
         "suite": suite or "custom",
@@ -561,6 +573,7 @@ def run_benchmark(
         "cases": case_info,
         "rows": [{k: _nan_to_none(v) for k, v in row.items()} for row in rows],
         "notes": list(dict.fromkeys(notes)),
+        "cli_overhead": overhead,
     }
     paths = report.write_report(results, folder)
     log("wrote " + ", ".join(str(p) for p in paths.values()))
@@ -631,6 +644,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(torch, ITK, OpenMP, BLAS); default: each tool's own choice. 1 gives "
                         "steadier timings on a shared machine")
     parser.add_argument("--rebuild", action="store_true", help="rebuild cached cases")
+    parser.add_argument("--cli-overhead", type=int, default=3, metavar="N",
+                        help="also time N `napari-deepreg register` calls per variant and report "
+                        "the overhead beyond the method (default 3; 0 skips it)")
     parser.add_argument("--list", action="store_true", help="list suites, cases and methods")
     args = parser.parse_args(argv)
     if args.threads:
@@ -642,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suite = args.suite or (None if names else "quick")
     try:
         run_benchmark(names, args.methods, args.out, suite, args.device, args.cache,
-                      rebuild=args.rebuild,
+                      rebuild=args.rebuild, cli_overhead=args.cli_overhead,
                       command=shlex.join(["python", "-m", "benchmarks.run",
                                           *(sys.argv[1:] if argv is None else argv)]))
     except ValueError as error:

@@ -30,11 +30,6 @@ from .fields import parse_assignments
 from .volume import InputError, Volume
 
 PROG = "napari-deepreg"
-# every file `register` may write into its --out folder
-REGISTER_OUTPUTS = (
-    "warped.nii.gz", "warped_labels.nii.gz", "field.nii.gz", "transform.h5", "affine.tfm",
-    "metrics.json", "metrics.csv", "labels.csv", "report.png",
-)
 
 
 # --------------------------------------------------------------------------- progress
@@ -198,14 +193,25 @@ def _summary_line(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _register_outputs(args: argparse.Namespace) -> list[str]:
+    """The keys of ``io.OUTPUTS`` that ``register`` writes with these arguments."""
+    from .io import DEFAULT_OUTPUTS
+
+    return [k for k in DEFAULT_OUTPUTS if not (k == "report" and args.no_report)]
+
+
 def cmd_register(args: argparse.Namespace) -> int:
-    from . import qa
-    from .io import export_transforms, write_volume
+    from .io import check_output_folder, write_outputs
     from .methods import get_method
     from .pipeline import register
 
     spec = get_method(args.method)
     config = parse_params(spec.config_class, args.param or [], spec.id)
+    what = _register_outputs(args)
+    # a folder we may not write into is reported before the registration, not after it; the
+    # outputs that depend on the result are checked when they are written
+    sure = [k for k in what if k not in ("affine", "labels_csv", "warped_labels")]
+    check_output_folder(args.out, sure, overwrite=args.overwrite)
     fixed = _read(args.fixed, "fixed image")
     moving = _read(args.moving, "moving image")
     fixed_labels = _read(args.fixed_labels, "fixed labels")
@@ -217,9 +223,6 @@ def cmd_register(args: argparse.Namespace) -> int:
         fixed_points = read_points_csv(args.fixed_points, fixed.ndim)
         moving_points = read_points_csv(args.moving_points, moving.ndim)
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a folder")
     printer = None if args.quiet else ProgressPrinter()
     result = drive(
         register(
@@ -233,34 +236,16 @@ def cmd_register(args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
 
-    out.mkdir(parents=True, exist_ok=True)
-    grid = dataclasses.replace(fixed, array=result.warped, name="warped", metadata={})
-    write_volume(grid, out / "warped.nii.gz")
-    written = ["warped.nii.gz"]
-    if result.warped_labels is not None:
-        write_volume(dataclasses.replace(grid, array=result.warped_labels, name="warped_labels"),
-                     out / "warped_labels.nii.gz", labels=True)
-        written.append("warped_labels.nii.gz")
-    written += [p.name for p in export_transforms(result.field, result.affine, grid, out)]
-    qa.write_metrics_json(result, out / "metrics.json")
-    qa.write_metrics_csv(result, out / "metrics.csv")
-    written += ["metrics.json", "metrics.csv"]
-    if result.label_metrics:
-        qa.write_label_csv(result, out / "labels.csv")
-        written.append("labels.csv")
-    if not args.no_report:
-        qa.report_png(result, fixed, moving, fixed_labels, out / "report.png")
-        written.append("report.png")
-
-    # an earlier run into the same folder may have left outputs this run does not make
-    for name in REGISTER_OUTPUTS:
-        if name not in written and (out / name).is_file():
-            (out / name).unlink()
-            print(f"note: removed {name} left by an earlier run", file=sys.stderr)
-
+    inputs = {name: getattr(args, name) for name in (
+        "fixed", "moving", "fixed_labels", "moving_labels", "fixed_points", "moving_points")}
+    written = write_outputs(
+        result, args.out, fixed, moving, fixed_labels, what=what, overwrite=args.overwrite,
+        inputs={k: v for k, v in inputs.items() if v is not None},
+        log=lambda message: print(f"note: {message}", file=sys.stderr),
+    )
     line = _summary_line(result.metrics)
     print(f"{result.method}: {line + ', ' if line else ''}runtime {result.runtime:.1f} s")
-    print(f"wrote {', '.join(written)} to {out}")
+    print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
 
 
@@ -364,7 +349,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser and main
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; ``command`` given, only that subcommand gets its arguments.
+
+    ``train`` and ``zoo`` bring their arguments from their own packages, whose import costs
+    start-up time (the training harness and the zoo); a ``register`` call does not pay it.
+    """
     from . import __version__
 
     parser = argparse.ArgumentParser(
@@ -378,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Register MOVING to FIXED. Writes warped.nii.gz, "
                        "warped_labels.nii.gz (with --moving-labels), field.nii.gz (ITK "
                        "displacement image), transform.h5, affine.tfm (affine methods), "
-                       "metrics.json, metrics.csv, labels.csv (with labels) and report.png.")
+                       "metrics.json, metrics.csv, labels.csv (with labels), report.png and "
+                       "outputs.json (the manifest: every file written, method, parameters).")
     p.add_argument("fixed", metavar="FIXED", help="fixed image (NIfTI, NRRD, MHA, DICOM folder)")
     p.add_argument("moving", metavar="MOVING", help="moving image")
     p.add_argument("--fixed-labels", metavar="F", help="label map on the fixed image's grid")
@@ -390,7 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="override a config field of the method (repeatable)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (created); it gets an outputs.json listing what was "
+                   "written, and a rerun replaces only files an earlier outputs.json lists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="also replace files of an output's name that no earlier run wrote")
     p.add_argument("--no-report", action="store_true", help="skip report.png")
     p.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -425,17 +420,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="also list each method's params")
     p.set_defaults(func=cmd_methods)
 
-    # training and the zoo live in their own packages; they bring their own arguments
-    from . import training, zoo
-
+    # training and the zoo live in their own packages; they bring their own arguments, loaded
+    # only when their command runs (or when no command is known yet, e.g. for --help)
     p = sub.add_parser("train", help="train a learned method (see napari-deepreg train -h)")
-    training.add_train_arguments(p)
-    p.set_defaults(func=training.train_from_args)
+    if command in (None, "train"):
+        from . import training
+
+        training.add_train_arguments(p)
+        p.set_defaults(func=training.train_from_args)
 
     p = sub.add_parser("zoo", help="list, check or add pretrained models")
-    zoo.add_zoo_arguments(p)
-    p.set_defaults(func=zoo.zoo_from_args)
+    if command in (None, "zoo"):
+        from . import zoo
+
+        zoo.add_zoo_arguments(p)
+        p.set_defaults(func=zoo.zoo_from_args)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first word not starting with ``-``), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word
+    return None
 
 
 def _error(message: str) -> None:
@@ -449,9 +457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 on success, 2 for bad input or usage (one line on stderr), 1 when the system refuses
     (e.g. a file cannot be written), 130 when interrupted.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command(argv))
     try:
-        args = parser.parse_args(None if argv is None else list(argv))
+        args = parser.parse_args(argv)
     except SystemExit as exit_:  # usage error or --help/--version
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
     try:

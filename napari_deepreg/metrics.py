@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from .volume import check_labels
+
+# scipy.ndimage (0.1-0.2 s to import) loads inside the functions that use it; Dice, folds and
+# SDlogJ (all that a run with --no-hausdorff measures) do without it.
 
 # Above this label value, counts and boxes go through np.unique instead of dense tables.
 _DENSE_MAX = 1 << 20
@@ -74,6 +76,7 @@ def _counts(x: np.ndarray) -> dict[int, int]:
 
 def _boxes(x: np.ndarray) -> dict[int, Box]:
     """Bounding box (tuple of slices) of every foreground label of ``x``, in one pass."""
+    from scipy import ndimage  # loaded on first use (see the top)
     if x.size == 0 or int(x.max()) == 0:
         return {}
     if int(x.max()) <= _DENSE_MAX:
@@ -100,6 +103,7 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     The array border counts as outside (``border_value=0``), so an object cut by the field of
     view has a surface there, and cropping with a one-voxel margin changes nothing.
     """
+    from scipy import ndimage  # loaded on first use (see the top)
     faces = ndimage.generate_binary_structure(mask.ndim, 1)
     return mask & ~ndimage.binary_erosion(mask, structure=faces, border_value=0)
 
@@ -108,6 +112,7 @@ def _directed_both(
     mask_a: np.ndarray, mask_b: np.ndarray, spacing: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Surface-to-surface distances (mm) a->b and b->a for two non-empty masks of one crop."""
+    from scipy import ndimage  # loaded on first use (see the top)
     surf_a, surf_b = _surface(mask_a), _surface(mask_b)
     d_ab = ndimage.distance_transform_edt(~surf_b, sampling=spacing)[surf_a]
     d_ba = ndimage.distance_transform_edt(~surf_a, sampling=spacing)[surf_b]
@@ -194,6 +199,7 @@ def surface_distances(
         1D float64 array, one entry per surface voxel of ``a`` in C order; empty when ``a`` is
         empty, all ``inf`` when ``b`` is empty.
     """
+    from scipy import ndimage  # loaded on first use (see the top)
     mask_a, mask_b = np.asarray(mask_a, dtype=bool), np.asarray(mask_b, dtype=bool)
     if mask_a.shape != mask_b.shape:
         raise ValueError(f"masks differ in shape: {mask_a.shape} vs {mask_b.shape}")
@@ -370,6 +376,7 @@ def tre(
     Returns:
         ``(K,)`` float64 errors ``||p + u(p) - q||`` in mm.
     """
+    from scipy import ndimage  # loaded on first use (see the top)
     p = np.asarray(fixed_points, dtype=np.float64)
     q = np.asarray(moving_points, dtype=np.float64)
     if p.ndim != 2 or p.shape != q.shape:

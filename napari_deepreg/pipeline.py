@@ -1,15 +1,20 @@
 """The registration pipeline shared by the widget, the CLI, the benchmark and the tests.
 
-``register`` checks the input, brings the moving image onto the fixed grid, normalises
-intensities, runs the chosen method's estimator (a generator of :class:`Progress`), warps the
-original moving image and labels once at native resolution and measures the result.
+``prepare`` checks the input and brings the moving image onto the fixed grid, once: the input
+checks live there (and in ``volume.check_image`` / ``check_labels``) and nowhere else.
+``register`` prepares, then ``register_prepared`` normalises intensities, runs the chosen
+method's estimator (a generator of :class:`Progress`), warps the original moving image and labels
+once at native resolution and measures the result. A caller that wants to report bad input before
+starting a worker (the widget) calls ``prepare`` itself and hands its result to
+``register_prepared``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -67,9 +72,16 @@ def _as_volume(data: Volume | np.ndarray | None, name: str) -> Volume | None:
     return Volume(np.asarray(data), name=name)
 
 
-def _prepare_labels(
-    labels: Volume | np.ndarray | None, image: Volume, other: Volume, what: str
+def _checked_labels(
+    labels: Volume | np.ndarray | None, image: Volume, other: Volume, what: str,
+    notes: list[str],
 ) -> Volume | None:
+    """``labels`` checked against ``image`` (shape, integer, >= 0), int32 on its grid.
+
+    Labels take their image's geometry (a label file or layer saved without one is common); when
+    they carried another one, a sentence saying so is appended to ``notes``.
+    """
+    given_array = not isinstance(labels, Volume)
     labels = _as_volume(labels, what)
     if labels is None:
         return None
@@ -84,12 +96,19 @@ def _prepare_labels(
             f"{image.shape}{hint}"
         )
     array = check_labels(labels.array, image.shape, what)
-    return dataclasses.replace(
+    on_grid = dataclasses.replace(
         labels, array=array, spacing=image.spacing, origin=image.origin, direction=image.direction
     )
+    if not given_array and not labels.same_grid(on_grid):
+        notes.append(
+            f"{what} carry another geometry than their image; they are taken on the "
+            f"{what.split()[0]} image's grid"
+        )
+    return on_grid
 
 
-def _prepare_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarray | None:
+def _checked_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarray | None:
+    """``(K, ndim)`` finite float64 points, or None for no (or zero) points."""
     if points is None:
         return None
     pts = np.asarray(points, dtype=float)
@@ -100,6 +119,114 @@ def _prepare_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarr
     if not np.isfinite(pts).all():
         raise InputError(f"{what} contain NaN/Inf coordinates")
     return pts
+
+
+def _check_dims(ndim: int, ndims: Sequence[int], method: str | None) -> None:
+    if ndim not in ndims:
+        who = f"method {method!r}" if method else "the method"
+        raise InputError(f"{who} supports {'/'.join(f'{d}D' for d in ndims)} images, not {ndim}D")
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedInputs:
+    """Registration input, checked once and brought onto the fixed image's grid.
+
+    Attributes:
+        fixed: the fixed image, float32; its grid (shape, spacing, origin, direction) is the
+            grid of every result.
+        moving: the moving image, float32, on the fixed grid (resampled if it was elsewhere).
+        fixed_labels, moving_labels: int32 label maps on the fixed grid, or None.
+        fixed_points, moving_points: ``(K, D)`` corresponding landmarks in physical mm (array
+            axis order), or None.
+        notes: sentences for the user (what was resampled, what is ignored).
+    """
+
+    fixed: Volume
+    moving: Volume
+    fixed_labels: Volume | None = None
+    moving_labels: Volume | None = None
+    fixed_points: np.ndarray | None = None
+    moving_points: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ndim(self) -> int:
+        return self.fixed.ndim
+
+    @property
+    def grid(self) -> Grid:
+        return Grid.of(self.fixed)
+
+
+def prepare(
+    fixed: Volume | np.ndarray | None,
+    moving: Volume | np.ndarray | None,
+    fixed_labels: Volume | np.ndarray | None = None,
+    moving_labels: Volume | np.ndarray | None = None,
+    fixed_points: np.ndarray | None = None,
+    moving_points: np.ndarray | None = None,
+    ndims: Sequence[int] = (2, 3),
+    method: str | None = None,
+) -> PreparedInputs:
+    """Check registration input and bring it onto the fixed grid; the one place that does so.
+
+    Args:
+        fixed, moving: 2D / 3D images with geometry (a bare array means 1 mm spacing, origin 0).
+        fixed_labels, moving_labels: optional integer label maps, each of its image's shape (they
+            take their image's geometry).
+        fixed_points, moving_points: optional corresponding landmarks, ``(K, D)`` physical mm in
+            array axis order; both or neither, with the same K.
+        ndims: the dimensionalities the chosen method supports.
+        method: the method's name, for the message when ``ndims`` rules the images out.
+
+    Returns:
+        :class:`PreparedInputs`; the moving image and labels are resampled onto the fixed grid
+        (through physical space) when their grid differs, with a note saying so. The inputs are
+        never modified.
+
+    Raises:
+        InputError: for input a user has to fix (missing image, shapes, 2D vs 3D, NaN, constant
+            images, RGB / 4D, bad labels or points).
+    """
+    fixed_v = _as_volume(fixed, "fixed")
+    moving_v = _as_volume(moving, "moving")
+    if fixed_v is None or moving_v is None:
+        raise InputError("both a fixed and a moving image are needed")
+    fixed_v = dataclasses.replace(fixed_v, array=check_image(fixed_v.array, "fixed image"))
+    moving_v = dataclasses.replace(moving_v, array=check_image(moving_v.array, "moving image"))
+    if fixed_v.ndim != moving_v.ndim:
+        raise InputError(
+            f"fixed image is {fixed_v.ndim}D but moving image is {moving_v.ndim}D; "
+            "both must be 2D or both 3D"
+        )
+    ndim = fixed_v.ndim
+    _check_dims(ndim, ndims, method)
+    notes: list[str] = []
+    f_labels = _checked_labels(fixed_labels, fixed_v, moving_v, "fixed labels", notes)
+    m_labels = _checked_labels(moving_labels, moving_v, fixed_v, "moving labels", notes)
+    f_points = _checked_points(fixed_points, ndim, "fixed points")
+    m_points = _checked_points(moving_points, ndim, "moving points")
+    if (f_points is None) != (m_points is None) or (
+        f_points is not None and len(f_points) != len(m_points)
+    ):
+        raise InputError("fixed and moving points must both be given, with the same count")
+
+    if not fixed_v.same_grid(moving_v):
+        from .io import describe_grid, resample_to_grid
+
+        notes.append(
+            f"moving image resampled onto the fixed grid ({describe_grid(moving_v)} -> "
+            f"{describe_grid(fixed_v)})"
+        )
+        moving_v = resample_to_grid(moving_v, fixed_v)
+        if m_labels is not None:
+            m_labels = resample_to_grid(m_labels, fixed_v, labels=True)
+    if fixed_v.direction is not None and not _is_signed_permutation(fixed_v.direction):
+        notes.append(
+            "fixed image axes are oblique (rotated direction matrix): registration runs along "
+            "its array axes; saved outputs keep its geometry"
+        )
+    return PreparedInputs(fixed_v, moving_v, f_labels, m_labels, f_points, m_points, tuple(notes))
 
 
 def register(
@@ -116,6 +243,8 @@ def register(
 ) -> Generator[Progress, None, RegistrationResult]:
     """Register ``moving`` to ``fixed``; a generator of Progress returning a RegistrationResult.
 
+    :func:`prepare` then :func:`register_prepared`.
+
     Args:
         fixed, moving: images with geometry (a bare array means 1 mm spacing, origin 0).
         method: a method id (``napari_deepreg.methods.available_methods()``).
@@ -129,54 +258,34 @@ def register(
     Raises:
         InputError: for input a user has to fix (shapes, NaN, constant images, bad labels).
     """
-    fixed = _as_volume(fixed, "fixed")
-    moving = _as_volume(moving, "moving")
-    if fixed is None or moving is None:
-        raise InputError("both a fixed and a moving image are needed")
-    fixed_arr = check_image(fixed.array, "fixed image")
-    moving_arr = check_image(moving.array, "moving image")
-    if fixed_arr.ndim != moving_arr.ndim:
-        raise InputError(
-            f"fixed image is {fixed_arr.ndim}D but moving image is {moving_arr.ndim}D; "
-            "both must be 2D or both 3D"
-        )
-    ndim = fixed_arr.ndim
     spec = get_method(method)
-    if ndim not in spec.dims:
-        raise InputError(
-            f"method {spec.id!r} supports {'/'.join(f'{d}D' for d in spec.dims)} images, "
-            f"not {ndim}D"
-        )
+    spec.make_config(config)  # a bad parameter is reported before any work is done
+    # no progress before the checks: bad input fails before anything was reported as started
+    inputs = prepare(fixed, moving, fixed_labels, moving_labels, fixed_points, moving_points,
+                     ndims=spec.dims, method=spec.id)
+    return (yield from register_prepared(inputs, spec.id, config, device, hausdorff))
+
+
+def register_prepared(
+    inputs: PreparedInputs,
+    method: str = "instance_opt",
+    config: Any = None,
+    device: str | torch.device = "auto",
+    hausdorff: bool = True,
+) -> Generator[Progress, None, RegistrationResult]:
+    """Register input already checked by :func:`prepare` (e.g. on the GUI thread).
+
+    Normalises intensities, runs the method's estimator, warps the moving image and labels once
+    at native resolution on the fixed grid and measures the result; see :func:`register`.
+    """
+    spec = get_method(method)
+    _check_dims(inputs.ndim, spec.dims, spec.id)  # prepared for another method?
     cfg = spec.make_config(config)
     dev = resolve_device(device)
-    fixed = dataclasses.replace(fixed, array=fixed_arr)
-    moving = dataclasses.replace(moving, array=moving_arr)
-    f_labels = _prepare_labels(fixed_labels, fixed, moving, "fixed labels")
-    m_labels = _prepare_labels(moving_labels, moving, fixed, "moving labels")
-    f_points = _prepare_points(fixed_points, ndim, "fixed points")
-    m_points = _prepare_points(moving_points, ndim, "moving points")
-    if (f_points is None) != (m_points is None) or (
-        f_points is not None and len(f_points) != len(m_points)
-    ):
-        raise InputError("fixed and moving points must both be given, with the same count")
-
-    notes: list[str] = []
-    if not fixed.same_grid(moving):
-        from .io import describe_grid, resample_to_grid
-
-        notes.append(
-            f"moving image resampled onto the fixed grid ({describe_grid(moving)} -> "
-            f"{describe_grid(fixed)})"
-        )
-        yield Progress(0, 1, "resampling moving image onto the fixed grid")
-        moving = resample_to_grid(moving, fixed)
-        if m_labels is not None:
-            m_labels = resample_to_grid(m_labels, fixed, labels=True)
-    if fixed.direction is not None and not _is_signed_permutation(fixed.direction):
-        notes.append(
-            "fixed image axes are oblique (rotated direction matrix): registration runs along "
-            "its array axes; saved outputs keep its geometry"
-        )
+    fixed, moving = inputs.fixed, inputs.moving
+    f_labels, m_labels = inputs.fixed_labels, inputs.moving_labels
+    f_points, m_points = inputs.fixed_points, inputs.moving_points
+    ndim = inputs.ndim
 
     spacing = fixed.spacing
     f_t = torch.from_numpy(normalise_intensity(fixed.array))[None, None].to(dev)
@@ -234,5 +343,5 @@ def register(
         method=spec.id,
         model=spec.model_id,
         parameters=dataclasses.asdict(cfg),
-        notes=notes,
+        notes=list(inputs.notes),
     )

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fresh machine -> register the bundled 3D sample pair from the command line and write the
-# warped image, warped labels, field, ITK transform, metrics (JSON/CSV) and a PNG QA report.
+# warped image, warped labels, field, ITK transform, metrics (JSON/CSV), a PNG QA report and
+# outputs.json (the list of files written; a rerun into the same folder replaces only those).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh all

@@ -307,17 +307,33 @@ def test_tiny_benchmark_end_to_end(phantom, tmp_path, one_thread):
 
 
 def test_command_line_and_missing_peer(case_cache, tmp_path, monkeypatch, one_thread, capsys):
-    from benchmarks import peers
+    from benchmarks import peers, startup
 
     monkeypatch.setitem(peers.PEERS, "sitk_demons",
                         peers.Peer(peers.PEERS["sitk_demons"].run, lambda: False))
+    # the CLI overhead's plumbing; test_cli_overhead_of_a_real_call times a real one
+    fake = iter([5.0, 4.0, 3.0, 2.0])
+    monkeypatch.setattr(startup, "time_register", lambda extra: {
+        "wall_s": (w := next(fake)), "runtime_s": 1.0, "overhead_s": w - 1.0})
     code = run.main(["--cases", "phantom_2d", "--methods", "identity,sitk_demons",
-                     "--out", str(tmp_path), "--cache", str(case_cache), "--device", "cpu"])
+                     "--out", str(tmp_path), "--cache", str(case_cache), "--device", "cpu",
+                     "--cli-overhead", "2"])
     assert code == 0
     saved = json.loads((tmp_path / "custom" / "results.json").read_text())
     assert [r["method"] for r in saved["rows"]] == ["identity"]
     assert any("sitk_demons skipped" in n for n in saved["notes"])
-    assert "sitk_demons skipped" in (tmp_path / "custom" / "table.md").read_text()
+    assert saved["cli_overhead"]["figures"]["all outputs"]["overhead_s"] == 3.5
+    table = (tmp_path / "custom" / "table.md").read_text()
+    assert "sitk_demons skipped" in table
+    assert "| lean | --no-report --no-hausdorff | 2.50 | 1.00 | 1.50 |" in table
     assert run.main(["--cases", "phantom_2d", "--methods", "nope", "--out",
                      str(tmp_path)]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_cli_overhead_of_a_real_call():
+    from benchmarks import startup
+
+    figures = startup.time_register(startup.VARIANTS["lean"])
+    assert figures["wall_s"] > figures["runtime_s"] > 0
+    assert figures["overhead_s"] == pytest.approx(figures["wall_s"] - figures["runtime_s"])

@@ -143,12 +143,14 @@ def test_register_3d_without_affine(tmp_path, capsys):
     write_volume(Volume(fixed, (2.0, 1.0, 1.0)), tmp_path / "f.nii.gz")
     write_volume(Volume(moving, (2.0, 1.0, 1.0)), tmp_path / "m.nii.gz")
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "affine.tfm").write_text("stale output of an earlier run")
-    code = cli.main(["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "m.nii.gz"),
-                     "--out", str(out), "--device", "cpu", "-q",
-                     "--param", "affine_first=false", "--param", "levels=1",
-                     "--param", "iterations=3"])
+    argv = ["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "m.nii.gz"),
+            "--out", str(out), "--device", "cpu", "-q", "--no-hausdorff",
+            "--param", "levels=1", "--param", "iterations=3"]
+    # an earlier run with an affine stage leaves affine.tfm (listed in its outputs.json)
+    assert cli.main([*argv, "--param", "affine_iterations=2", "--no-report"]) == 0
+    assert (out / "affine.tfm").is_file() and not (out / "report.png").exists()
+    capsys.readouterr()
+    code = cli.main([*argv, "--param", "affine_first=false"])
     assert code == 0
     assert (out / "report.png").is_file() and (out / "field.nii.gz").is_file()
     assert not (out / "affine.tfm").exists() and not (out / "labels.csv").exists()
@@ -157,6 +159,29 @@ def test_register_3d_without_affine(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "runtime" in printed.out
     assert printed.err.strip() == "note: removed affine.tfm left by an earlier run"  # -q
+    manifest = json.loads((out / "outputs.json").read_text())
+    assert "affine.tfm" not in manifest["files"] and "report.png" in manifest["files"]
+    assert manifest["parameters"]["affine_first"] is False
+
+
+def test_register_refuses_a_users_file_until_overwrite(tmp_path, capsys):
+    fixed = _blob((12, 14, 16), (6, 7, 8), (3, 4, 4))
+    write_volume(Volume(fixed, (2.0, 1.0, 1.0)), tmp_path / "f.nii.gz")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.png").write_text("the user's own figure")
+    argv = ["register", str(tmp_path / "f.nii.gz"), str(tmp_path / "f.nii.gz"), "--out",
+            str(out), "--device", "cpu", "-q", "--no-hausdorff", "--param", "levels=1",
+            "--param", "iterations=1", "--param", "affine_first=false"]
+    assert cli.main(argv) == 2
+    line = _one_line_error(capsys)
+    assert "report.png" in line and "--overwrite" in line
+    assert (out / "report.png").read_text() == "the user's own figure"
+    assert sorted(p.name for p in out.iterdir()) == ["report.png"]  # refused before the run
+    assert cli.main([*argv, "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "overwriting report.png" in err
+    assert (out / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -191,6 +216,8 @@ def test_bad_input_gives_exit_code_2_and_one_line(pair2d, tmp_path, capsys):
     assert code == 2
     assert "shape" in _one_line_error(capsys)
 
+    assert cli.main(["register", fixed, moving, "--out", "", *FAST]) == 2
+    assert "empty" in _one_line_error(capsys)
     assert cli.main(["register", fixed, moving, "--param", "nope=1", "--out", out]) == 2
     assert "nope" in _one_line_error(capsys)
     assert cli.main(["register", fixed, moving, "--param", "levels=two", "--out", out]) == 2
@@ -208,6 +235,13 @@ def test_usage_errors_exit_2(capsys):
     assert cli.main([]) == 2
     assert cli.main(["register", "only_one.nii.gz"]) == 2
     assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "zoo" in out  # listed though their arguments load lazily
+    assert cli.main(["train", "--help"]) == 0
+    assert cli.main(["zoo", "--help"]) == 0
+    capsys.readouterr()
+    assert cli.main(["zoo"]) == 2  # its own usage error: its arguments were loaded
+    assert "zoo_command" in capsys.readouterr().err
 
 
 def test_methods_lists_instance_opt(capsys):

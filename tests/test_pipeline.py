@@ -157,3 +157,87 @@ def test_affine_is_reported_in_the_image_world_frame():
     torch.testing.assert_close(
         affine_to_field(world, shape, spacing, origin), affine_to_field(local, shape, spacing)
     )
+
+
+# ----------------------------------------------------------------------------- prepare
+
+
+def test_prepare_brings_moving_and_its_labels_onto_the_fixed_grid_once(pair3d):
+    from napari_deepreg.pipeline import PreparedInputs, prepare
+
+    fixed, moving, fl, ml = pair3d
+    coarse = Volume(moving.array[::2, ::2, ::2], tuple(2 * s for s in moving.spacing),
+                    moving.origin)
+    inputs = prepare(fixed, coarse, fl, ml[::2, ::2, ::2])
+    assert isinstance(inputs, PreparedInputs)
+    assert inputs.moving.same_grid(fixed) and inputs.moving_labels.shape == fixed.shape
+    assert inputs.moving.array.dtype == np.float32 and inputs.moving_labels.array.dtype == np.int32
+    assert inputs.fixed_labels.spacing == fixed.spacing
+    assert inputs.grid.shape == fixed.shape and inputs.ndim == 3
+    assert len(inputs.notes) == 1 and "resampled onto the fixed grid" in inputs.notes[0]
+    assert set(np.unique(inputs.moving_labels.array)) <= set(np.unique(ml))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        inputs.notes = ()  # type: ignore[misc]
+    # already on the fixed grid: nothing to say, the arrays are the inputs' values
+    same = prepare(fixed, moving)
+    assert same.notes == () and same.moving.same_grid(fixed)
+    np.testing.assert_array_equal(same.moving.array, moving.array)
+
+
+def test_prepare_checks_labels_against_their_image(pair3d):
+    from napari_deepreg.pipeline import prepare
+
+    fixed, moving, fl, ml = pair3d
+    small = Volume(moving.array[:-2], moving.spacing, moving.origin)
+    with pytest.raises(InputError, match="swapped"):  # fixed labels of the moving image's shape
+        prepare(fixed, small, fixed_labels=fl[:-2])
+    with pytest.raises(InputError, match="non-integer"):
+        prepare(fixed, moving, moving_labels=ml.astype(np.float32) + 0.25)
+    # labels of the right shape take their image's grid; another geometry is worth a note
+    shifted = Volume(fl, fixed.spacing, tuple(o + 5.0 for o in fixed.origin))
+    inputs = prepare(fixed, moving, fixed_labels=shifted, moving_labels=ml)
+    assert inputs.fixed_labels.origin == fixed.origin
+    assert inputs.notes == ("fixed labels carry another geometry than their image; they are "
+                            "taken on the fixed image's grid",)
+    assert prepare(fixed, moving, Volume(fl, fixed.spacing, fixed.origin), ml).notes == ()
+
+
+@pytest.mark.parametrize(
+    "fixed_points, moving_points, match",
+    [
+        (np.zeros((3, 2)), np.zeros((3, 2)), r"\(K, 3\)"),
+        (np.zeros((3, 3)), None, "both be given"),
+        (np.zeros((3, 3)), np.zeros((2, 3)), "same count"),
+        (np.full((2, 3), np.nan), np.zeros((2, 3)), "NaN"),
+    ],
+)
+def test_prepare_checks_points(pair3d, fixed_points, moving_points, match):
+    from napari_deepreg.pipeline import prepare
+
+    fixed, moving, _, _ = pair3d
+    with pytest.raises(InputError, match=match):
+        prepare(fixed, moving, fixed_points=fixed_points, moving_points=moving_points)
+
+
+def test_prepare_points_and_dims(pair3d):
+    from napari_deepreg.pipeline import prepare
+
+    fixed, moving, _, _ = pair3d
+    pts = [[30.0, 15.0, 18.0]]
+    inputs = prepare(fixed, moving, fixed_points=pts, moving_points=pts)
+    assert inputs.fixed_points.shape == (1, 3) and inputs.fixed_points.dtype == np.float64
+    assert prepare(fixed, moving, fixed_points=np.zeros((0, 3))).fixed_points is None
+    with pytest.raises(InputError, match="method 'x2d' supports 2D images, not 3D"):
+        prepare(fixed, moving, ndims=(2,), method="x2d")
+    with pytest.raises(InputError, match="both a fixed and a moving"):
+        prepare(fixed, None)
+
+
+def test_register_prepared_runs_what_prepare_made(pair3d):
+    from napari_deepreg.pipeline import prepare, register_prepared
+
+    fixed, moving, fl, ml = pair3d
+    inputs = prepare(fixed, moving, fl, ml)
+    result = run_to_end(register_prepared(inputs, "instance_opt", FAST, device="cpu"))
+    assert result.grid.shape == fixed.shape
+    assert result.metrics["dice_after"] > result.metrics["dice_before"]

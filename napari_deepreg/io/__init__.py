@@ -1,0 +1,74 @@
+"""Images with their geometry in and out of files, ITK transforms, and a run's output folder.
+
+* :mod:`.volumes`: read / write / resample images with spacing, origin and direction (NIfTI,
+  NRRD, MetaImage, DICOM series), through SimpleITK;
+* :mod:`.transforms`: displacement fields and affines to ITK files and back;
+* :mod:`.outputs`: :func:`write_outputs`, the one writer of a registration's output folder (file
+  names, manifest, safe clean-up) for the CLI, the widget and batch runs.
+"""
+
+from .outputs import (
+    DEFAULT_OUTPUTS,
+    MANIFEST,
+    OUTPUTS,
+    TRANSFORM_FILES,
+    TRANSFORM_OUTPUTS,
+    check_output_folder,
+    export_transforms,
+    read_manifest,
+    write_outputs,
+)
+from .transforms import (
+    AFFINE_SUFFIXES,
+    FIELD_SUFFIXES,
+    TRANSFORM_SUFFIXES,
+    affine_to_physical,
+    export_affine,
+    export_field,
+    export_transform,
+    field_to_itk_image,
+    read_field,
+)
+from .volumes import (
+    DICOM_SUFFIXES,
+    IMAGE_SUFFIXES,
+    describe_grid,
+    direction_is_identity,
+    from_sitk,
+    label_dtype,
+    read_volume,
+    resample_to_grid,
+    to_sitk,
+    write_volume,
+)
+
+__all__ = [
+    "AFFINE_SUFFIXES",
+    "DEFAULT_OUTPUTS",
+    "DICOM_SUFFIXES",
+    "FIELD_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MANIFEST",
+    "OUTPUTS",
+    "TRANSFORM_FILES",
+    "TRANSFORM_OUTPUTS",
+    "TRANSFORM_SUFFIXES",
+    "affine_to_physical",
+    "check_output_folder",
+    "describe_grid",
+    "direction_is_identity",
+    "export_affine",
+    "export_field",
+    "export_transform",
+    "export_transforms",
+    "field_to_itk_image",
+    "from_sitk",
+    "label_dtype",
+    "read_field",
+    "read_manifest",
+    "read_volume",
+    "resample_to_grid",
+    "to_sitk",
+    "write_outputs",
+    "write_volume",
+]
