@@ -169,30 +169,6 @@ def _read(path: str | None, what: str) -> Volume | None:
         raise InputError(f"{what}: {error}") from None
 
 
-def _fmt(value: Any, spec: str = ".4g") -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "n/a"
-    return format(value, spec)
-
-
-def _summary_line(metrics: dict[str, Any]) -> str:
-    parts = []
-    for key, label, spec, unit in (
-        ("dice", "Dice", ".3f", ""),
-        ("hd95", "HD95", ".2f", " mm"),
-        ("tre", "TRE", ".2f", " mm"),
-    ):
-        if f"{key}_after" in metrics or f"{key}_before" in metrics:
-            before = metrics.get(f"{key}_before")
-            after = metrics.get(f"{key}_after")
-            parts.append(f"{label} {_fmt(before, spec)} -> {_fmt(after, spec)}{unit}")
-    if "fold_percent" in metrics:
-        parts.append(f"folds {_fmt(metrics['fold_percent'], '.4f')} %")
-    if "sdlogj" in metrics:
-        parts.append(f"SDlogJ {_fmt(metrics['sdlogj'], '.4f')}")
-    return ", ".join(parts)
-
-
 def _register_outputs(args: argparse.Namespace) -> list[str]:
     """The keys of ``io.OUTPUTS`` that ``register`` writes with these arguments."""
     from .io import DEFAULT_OUTPUTS
@@ -243,7 +219,9 @@ def cmd_register(args: argparse.Namespace) -> int:
         inputs={k: v for k, v in inputs.items() if v is not None},
         log=lambda message: print(f"note: {message}", file=sys.stderr),
     )
-    line = _summary_line(result.metrics)
+    from .qa.tables import summary_line
+
+    line = summary_line(result.metrics)
     print(f"{result.method}: {line + ', ' if line else ''}runtime {result.runtime:.1f} s")
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
@@ -312,7 +290,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     for name, value in summary.items():
         unit = qa.metric_unit(name)
-        print(f"{name:<14} {_fmt(value)}{' ' + unit if unit else ''}")
+        print(f"{name:<14} {qa.format_value(name, value)}{' ' + unit if unit else ''}")
     if args.out is not None:
         out = Path(args.out)
         document = {"metrics": summary, "labels": rows,

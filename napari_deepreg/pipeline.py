@@ -22,6 +22,7 @@ import torch
 
 from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
+from .core.affine import shift_origin
 from .core.device import resolve_device
 from .methods import get_method
 from .result import Grid, Progress, RegistrationResult
@@ -47,17 +48,9 @@ def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def _affine_to_world(affine: torch.Tensor, origin: tuple[float, ...]) -> np.ndarray:
-    """Move a method's affine from the grid frame (voxel 0 at 0 mm) to ``origin + index*spacing``.
-
-    ``A_world = T(o) A T(-o)``: the linear part is unchanged, the translation picks up
-    ``(I - L) o``.
-    """
-    mat = affine.detach().cpu().double().numpy().copy()
-    ndim = mat.shape[0] - 1
-    o = np.asarray(origin, dtype=float)
-    mat[:ndim, ndim] += o - mat[:ndim, :ndim] @ o
-    return mat
+def _affine_in_world(affine: torch.Tensor, origin: tuple[float, ...]) -> np.ndarray:
+    """A method's affine (grid frame, voxel 0 at 0 mm) in the image's frame (voxel 0 at origin)."""
+    return shift_origin(affine.detach().cpu().double(), origin).numpy()
 
 
 def _is_signed_permutation(direction: np.ndarray, tol: float = 1e-4) -> bool:
@@ -336,7 +329,7 @@ def register_prepared(
         field=field_np,
         jacobian=jac,
         grid=Grid.of(fixed),
-        affine=None if estimate.affine is None else _affine_to_world(estimate.affine, fixed.origin),
+        affine=None if estimate.affine is None else _affine_in_world(estimate.affine, fixed.origin),
         metrics=summary,
         label_metrics=label_rows,
         runtime=runtime,

@@ -62,7 +62,5 @@ def test_register_on_the_bundled_pair_loads_no_gui(register_modules):
     assert "napari_deepreg._napari" not in register_modules
 
 
-@pytest.mark.xfail(reason="methods.avsm / methods.semantic_bspline still import training "
-                   "(issue 12: the method families are being moved out of it)", strict=False)
 def test_register_loads_no_training_harness(register_modules):
     assert sorted(m for m in register_modules if m.startswith("napari_deepreg.training")) == []

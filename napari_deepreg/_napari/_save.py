@@ -2,20 +2,18 @@
 
 Each takes a :class:`RegistrationResult` and a destination and returns the paths written; the
 widget asks for the destination and reports. (These are the places to route through the shared
-output writer, ``io.write_outputs``, once it exists, so the file names and the clean-up of
-stale files are written once for the CLI and the widget.)
+output writer, ``io.write_outputs``, which the transform already goes through: the file names, the
+manifest and the clean-up of stale files are written once for the CLI and the widget.)
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import qa
 from ..result import RegistrationResult
 from ..volume import Volume
-
-logger = logging.getLogger(__name__)
 
 
 def result_grid(result: RegistrationResult) -> Volume:
@@ -36,26 +34,22 @@ def save_metrics_csv(result: RegistrationResult, path: str | Path) -> list[Path]
     return written
 
 
-def save_transform(result: RegistrationResult, folder: str | Path) -> list[Path]:
-    """Write the transform into ``folder`` as ``register`` on the CLI does.
+def save_transform(
+    result: RegistrationResult, folder: str | Path, overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write the transform into ``folder`` through the CLI's writer, ``io.write_outputs``.
 
     ``field.nii.gz`` (displacement field, fixed image geometry), ``transform.h5`` (ITK
-    displacement field transform) and, when the method has an affine stage, ``affine.tfm`` (ITK
-    affine transform from the world-frame matrix of the metrics table); see
-    :func:`napari_deepreg.io.export_transforms`. A transform file left in the folder by an
-    earlier save that this result does not make (``affine.tfm`` after a run without an affine
-    stage) is removed, so the folder never mixes runs. Returns the paths written.
+    displacement field transform) and, when the method has an affine stage, ``affine.tfm``, plus
+    the ``outputs.json`` manifest. A file of those names that no earlier manifest lists (the
+    user's) is replaced only with ``overwrite``; outputs of an earlier save or run into the same
+    folder that this one does not make are removed and reported to ``log``, so the folder never
+    mixes runs. Returns the paths written, the manifest last.
     """
-    from ..io import TRANSFORM_FILES, export_transforms
+    from ..io import TRANSFORM_OUTPUTS, write_outputs
 
-    folder = Path(folder)
-    written = export_transforms(result.field, result.affine, result_grid(result), folder)
-    for name in TRANSFORM_FILES:
-        stale = folder / name
-        if stale not in written and stale.is_file():
-            stale.unlink()
-            logger.info("removed %s left by an earlier save", stale)
-    return written
+    return write_outputs(result, folder, what=TRANSFORM_OUTPUTS, overwrite=overwrite, log=log)
 
 
 __all__ = ["result_grid", "save_metrics_csv", "save_transform"]

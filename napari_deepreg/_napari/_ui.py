@@ -133,3 +133,11 @@ def table_text(table: QTableWidget) -> list[tuple[str, ...]]:
         )
         for r in range(table.rowCount())
     ]
+
+
+def ask(parent: QWidget, title: str, text: str) -> bool:
+    """A yes/no question in a modal box; True for yes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    answer = QMessageBox.question(parent, title, text)
+    return answer == QMessageBox.StandardButton.Yes

@@ -21,11 +21,7 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import (
-    QFileDialog,
-    QProgressBar,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 from superqt import QCollapsible
 
 from .. import qa
@@ -344,13 +340,12 @@ class RegistrationWidget(QWidget):
             raise InputError("no registration result to save yet")
         return _save.save_metrics_csv(self.result, path)
 
-    def save_transform(self, folder: str | Path) -> list[Path]:
-        """Write the last run's transform into ``folder`` as the CLI does
-        (:func:`._save.save_transform`). Raises InputError when there is none or the folder
-        cannot be written."""
+    def save_transform(self, folder: str | Path, overwrite: bool = False) -> list[Path]:
+        """Write the last run's transform into ``folder`` (:func:`._save.save_transform`)."""
         if self.result is None:
             raise InputError("no registration result to save yet")
-        return _save.save_transform(self.result, folder)
+        self._save_notes: list[str] = []
+        return _save.save_transform(self.result, folder, overwrite, self._save_notes.append)
 
     def _ask_save_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -374,24 +369,31 @@ class RegistrationWidget(QWidget):
             self, "Save transform into folder", self._transform_folder
         )
 
-    def _ask_save_transform(self) -> None:
-        from ..io import TRANSFORM_FILES
+    def confirm_overwrite(self, message: str) -> bool:
+        """Ask before replacing files the plugin did not write (tests replace this dialog)."""
+        return _ui.ask(self, "Replace files?", message + "\n\nReplace them?")
 
+    def _ask_save_transform(self) -> None:
+        from ..io import TRANSFORM_OUTPUTS, check_output_folder
         folder = self.choose_transform_folder()
         if not folder:
             return
         try:
-            there = {name for name in TRANSFORM_FILES if (Path(folder) / name).is_file()}
-            written = self.save_transform(folder)
+            overwrite = False
+            try:
+                check_output_folder(folder, TRANSFORM_OUTPUTS)
+            except InputError as exc:  # the user's files in the way: replace only if they agree
+                if "overwrite" not in str(exc) or not self.confirm_overwrite(str(exc)):
+                    raise
+                overwrite = True
+            written = self.save_transform(folder, overwrite)
         except (OSError, ValueError, RuntimeError) as exc:  # never take the viewer down
             message = f"could not save the transform: {exc}"
             self._set_status(message)
             show_error(message)
             return
         self._transform_folder = str(folder)
-        names = [p.name for p in written]
-        text = f"saved {', '.join(names)} to {folder}"
+        text = f"saved {', '.join(p.name for p in written)} to {folder}"
         if self.result is not None and self.result.affine is None:
-            text += " (no affine stage in this method, so no affine.tfm"
-            text += "; removed the one left by an earlier save)" if there - set(names) else ")"
-        self._set_status(text)
+            text += " (no affine stage in this method, so no affine.tfm)"
+        self._set_status("; ".join([text, *self._save_notes]))

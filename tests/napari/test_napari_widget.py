@@ -502,7 +502,7 @@ def test_save_transform_writes_the_cli_files_and_itk_reproduces_the_warp(
     widget.transform_button.click()
     assert errors == []
     files = sorted(p.name for p in folder.iterdir())
-    assert files == ["affine.tfm", "field.nii.gz", "transform.h5"]
+    assert files == ["affine.tfm", "field.nii.gz", "outputs.json", "transform.h5"]
     assert str(folder) in widget.status.text() and "affine.tfm" in widget.status.text()
 
     # affine.tfm is the world-frame matrix of the metrics table, in ITK's (x, y, z) order
@@ -544,12 +544,14 @@ def test_save_transform_writes_the_cli_files_and_itk_reproduces_the_warp(
     assert widget.result.affine is None
     widget.transform_button.click()
     assert errors == []
-    assert sorted(p.name for p in folder.iterdir()) == ["field.nii.gz", "transform.h5"]
-    assert "removed" in widget.status.text()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "field.nii.gz", "outputs.json", "transform.h5"]
+    assert "removed affine.tfm" in widget.status.text()
     field_image = sitk.ReadImage(str(folder / "field.nii.gz"))
     np.testing.assert_allclose(sitk.GetArrayFromImage(field_image)[..., 0], SCALE[-1], rtol=1e-6)
 
     # a folder that cannot be written: one error for the user, the viewer carries on
+    (tmp_path / "gone").write_text("a file, not a folder")
     monkeypatch.setattr(widget, "choose_transform_folder", lambda: str(tmp_path / "gone"))
     widget.transform_button.click()
     assert len(errors) == 1 and "gone" in errors[0], errors
@@ -558,3 +560,22 @@ def test_save_transform_writes_the_cli_files_and_itk_reproduces_the_warp(
     monkeypatch.setattr(widget, "choose_transform_folder", lambda: "")
     widget.transform_button.click()
     assert len(errors) == 1
+
+    # a user's own file of an output's name: replaced only when the user agrees
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "field.nii.gz").write_bytes(b"the user's file")
+    monkeypatch.setattr(widget, "choose_transform_folder", lambda: str(mine))
+    asked = []
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: asked.append(message))
+    widget.transform_button.click()
+    assert len(asked) == 1 and "field.nii.gz" in asked[0]
+    assert (mine / "field.nii.gz").read_bytes() == b"the user's file"
+    assert sorted(p.name for p in mine.iterdir()) == ["field.nii.gz"]
+    assert len(errors) == 2 and "overwrite" in errors[1]
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: True)
+    widget.transform_button.click()
+    assert len(errors) == 2
+    assert "overwriting field.nii.gz" in widget.status.text()
+    field_image = sitk.ReadImage(str(mine / "field.nii.gz"))
+    assert field_image.GetNumberOfComponentsPerPixel() == 3
