@@ -41,8 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import SOURCES, cache_root, downsample_labels, fetch, mni2009a_t1_tissues, mni2009c_t1_dkt
 from ..volume import Volume
+from . import SOURCES, cache_root, downsample_labels, fetch, mni2009a_t1_tissues, mni2009c_t1_dkt
 
 FAMILIES = ("mni2009c", "cat12", "mni2009a")
 #: the shared coarse label set (same numbering as ``methods.semantic_bspline.TISSUE_NAMES``)
@@ -88,7 +88,7 @@ EXTRA_FILES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source(key: str):
     """The registry's pinned source with :data:`EXTRA_FILES` added (same wheel, same cache)."""
     from dataclasses import replace
