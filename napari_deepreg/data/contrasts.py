@@ -2,8 +2,12 @@
 
 :func:`synthesize_contrast` draws, per image (all from one CPU ``torch.Generator``):
 
-* a mean intensity per label, uniform in [0, 1], with a chance that a label shares another's
-  (real tissues often do: a network must not rely on every border being visible);
+* a mean intensity per label: with probability ``p_independent`` uniform in [0, 1] for every
+  label (SynthMorph: any border may carry any contrast), else per tissue group (given ``groups``,
+  e.g. the coarse GM / WM / CSF map) uniform in [0, 1] plus a small per-label deviation, so that
+  the image looks like a brain with some contrast while parcels still differ a little; and a
+  chance that a label shares another's mean (real tissues often do: a network must not rely on
+  every border being visible);
 * within-label texture: smooth or white noise of a per-label amplitude;
 * a Gaussian blur of random width (partial volume), a smooth multiplicative bias field, a gamma;
 * additive noise;
@@ -34,6 +38,9 @@ class ContrastConfig:
     """Ranges ``(low, high)`` are drawn uniformly per image; probabilities per image.
 
     Attributes:
+        p_independent: probability that every label draws its mean independently (else per
+            tissue group plus a deviation of ``parcel_std``; without groups always independent).
+        parcel_std: standard deviation of a label's mean about its group's (drawn per image).
         p_share: per label, the probability that it takes another label's mean.
         p_zero_background: probability of a black background (label 0 -> 0, skull-stripped).
         texture_std: per-label texture amplitude (drawn per label).
@@ -50,6 +57,8 @@ class ContrastConfig:
         p_invert: probability that the intensities are inverted (background kept).
     """
 
+    p_independent: float = 0.3
+    parcel_std: Range = (0.0, 0.12)
     p_share: float = 0.15
     p_zero_background: float = 0.6
     texture_std: Range = (0.0, 0.1)
@@ -58,11 +67,11 @@ class ContrastConfig:
     bias_strength: Range = (0.0, 0.5)
     bias_smoothness_mm: Range = (30.0, 60.0)
     gamma: tuple[float, float] = (0.5, 2.0)
-    noise_std: Range = (0.0, 0.05)
+    noise_std: Range = (0.0, 0.04)
     p_low_resolution: float = 0.3
-    thickness: Range = (1.5, 4.0)
+    thickness: Range = (1.5, 3.0)
     p_sharpen: float = 0.3
-    sharpen_amount: Range = (0.5, 2.0)
+    sharpen_amount: Range = (0.3, 1.2)
     sharpen_sigma_mm: Range = (1.0, 3.0)
     p_invert: float = 0.25
 
@@ -82,11 +91,20 @@ def label_means(image: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     return values, (sums / counts.clamp_min(1)).float()
 
 
+def majority_group(index: Tensor, groups: Tensor, k: int) -> Tensor:
+    """For each of ``k`` label indices (``index``: per voxel, ``0 .. k-1``), the most frequent
+    value of ``groups`` (small non-negative integers, same shape) among its voxels: ``(k,)``."""
+    n_groups = int(groups.max()) + 1
+    counts = torch.bincount((index * n_groups + groups).reshape(-1), minlength=k * n_groups)
+    return counts.reshape(k, n_groups).argmax(1)
+
+
 def synthesize_contrast(
     labels: Tensor,
     spacing: float | Sequence[float] | None = None,
     config: ContrastConfig | None = None,
     generator: Seed = None,
+    groups: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """One image from a label map with a random contrast (see the module docstring).
 
@@ -96,6 +114,8 @@ def synthesize_contrast(
         spacing: voxel size in mm per array axis.
         config: :class:`ContrastConfig` (defaults if None).
         generator: int seed or CPU ``torch.Generator``.
+        groups: ``(1, 1, *S)`` small non-negative integer tissue groups (e.g. the coarse map;
+            0 = background) for the grouped means; None: every label independent.
 
     Returns:
         ``(image (1, 1, *S) float32 in [0, 1], info)``; ``info`` records what was drawn
@@ -115,6 +135,15 @@ def synthesize_contrast(
     k = len(values)
 
     means = torch.rand(k, generator=gen)
+    group_means = torch.rand(8, generator=gen)
+    deviation = uniform(gen, config.parcel_std) * torch.randn(k, generator=gen)
+    independent = chance(gen, config.p_independent) or groups is None
+    if not independent:
+        # hemispheres share a tissue's mean: coarse 1, 2 -> GM; 3, 4 -> WM; 5, 6 -> CSF
+        tissue = majority_group(index, (groups.long().clamp(0, 6) + 1) // 2, k).cpu()
+        grouped = (group_means[tissue] + deviation).clamp(0, 1)
+        # background-group labels that are not background (clutter shapes) stay independent
+        means = torch.where((tissue > 0) | (values.cpu() == 0), grouped, means)
     share = torch.rand(k, generator=gen) < config.p_share
     partner = torch.randint(k, (k,), generator=gen)
     means = torch.where(share, means[partner], means)
@@ -181,7 +210,8 @@ def synthesize_contrast(
         if inverted:  # keep the darkest brain voxel above the black background
             image = torch.where(fg, 0.05 + 0.95 * image, 0.0)
     info = {
-        "labels": k, "shared": int(share.sum()), "zero_background": zero_bg, "gamma": gamma,
+        "labels": k, "shared": int(share.sum()), "independent": independent,
+        "zero_background": zero_bg, "gamma": gamma,
         "blur_mm": blur, "bias_strength": strength, "noise_std": noise,
         "thickness_axis": thick_axis, "thickness": thickness, "sharpen": amount,
         "inverted": inverted,

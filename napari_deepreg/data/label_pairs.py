@@ -40,6 +40,7 @@ from .subjects import (
     make_subject,
     shapes_map,
     uniform,
+    warp_label_stack,
 )
 
 SPLITS = ("train", "val")
@@ -215,19 +216,17 @@ class LabelPairSampler:
         motion = affine_to_field(matrix.to(self.device), shape, spacing).float()
         fixed = make_subject(source, self.config.subject, seeds[0], self.device)
         if same:
-            from ..core import warp_labels
-
             stack = torch.cat([fixed.synth, fixed.fine, fixed.coarse])
-            warped = warp_labels(stack, motion.expand(3, *motion.shape[1:]).contiguous(),
-                                 spacing)
+            warped = warp_label_stack(stack, motion, spacing,
+                                      self.config.subject.label_interpolation)
             moving = Subject(warped[0:1], warped[1:2], warped[2:3], motion, spacing,
                              dict(fixed.info))
         else:
             moving = make_subject(source, self.config.subject, seeds[1], self.device, motion)
-        fixed_image, fixed_info = synthesize_contrast(fixed.synth, spacing,
-                                                      self.config.contrast, seeds[2])
-        moving_image, moving_info = synthesize_contrast(moving.synth, spacing,
-                                                        self.config.contrast, seeds[3])
+        fixed_image, fixed_info = synthesize_contrast(
+            fixed.synth, spacing, self.config.contrast, seeds[2], fixed.coarse)
+        moving_image, moving_info = synthesize_contrast(
+            moving.synth, spacing, self.config.contrast, seeds[3], moving.coarse)
         info = {
             "source": source.name, "family": source.family, "same_subject": same,
             "has_affine": moved, "fixed_subject": fixed.info, "moving_subject": moving.info,

@@ -38,6 +38,7 @@ from ..core import (
     gaussian_smooth,
     resize,
     resized_spacing,
+    warp_image,
     warp_labels,
 )
 from . import smooth_noise
@@ -93,6 +94,7 @@ class SubjectConfig:
             with random shapes (clutter around the brain; fine and coarse labels stay 0 there).
         shape_labels: number of labels of random-shape maps (integer range).
         shape_smoothness_mm: smoothing of their noise channels.
+        label_interpolation: ``"nearest"`` or ``"vote"`` (see :func:`warp_label_stack`).
     """
 
     magnitude_mm: Range = (4.0, 14.0)
@@ -104,6 +106,7 @@ class SubjectConfig:
     p_background_shapes: float = 0.2
     shape_labels: tuple[int, int] = (8, 32)
     shape_smoothness_mm: Range = (4.0, 12.0)
+    label_interpolation: str = "nearest"
 
 
 @dataclass
@@ -146,14 +149,24 @@ def random_shapes(
     if n_labels < 1:
         raise ValueError(f"n_labels must be >= 1, got {n_labels}")
     sp = as_spacing(spacing, len(shape))
-    # the noise is smooth: draw it on a grid with about two voxels per standard deviation and
+    # the noise is smooth: draw it on a grid with about one voxel per standard deviation and
     # resize (the argmax of K channels at full size would cost K full-size smoothings)
-    factor = max(1, int(smoothness_mm / (2 * min(sp))))
+    factor = max(1, int(smoothness_mm / min(sp)))
     coarse = [(n - 1) // factor + 1 for n in shape]
     coarse_sp = [s * factor for s in sp]
     noise = smooth_noise(coarse, coarse_sp, smoothness_mm, n_labels, make_generator(generator),
                          device)
-    return resize(noise, shape, antialias=False).argmax(1, keepdim=True) + 1
+    # resize a few channels at a time, keeping the running maximum: K full-size channels at once
+    # would take K times the memory of the result
+    best = torch.full((1, 1, *shape), -torch.inf, device=device)
+    labels = torch.zeros((1, 1, *shape), dtype=torch.long, device=device)
+    for start in range(0, n_labels, 8):
+        chunk = resize(noise[:, start:start + 8], shape, antialias=False)
+        value, index = chunk.max(1, keepdim=True)
+        better = value > best
+        best = torch.where(better, value, best)
+        labels = torch.where(better, index + start + 1, labels)
+    return labels
 
 
 def neighbour_pairs(labels: Tensor) -> Tensor:
@@ -379,11 +392,32 @@ def make_subject(
     field_ = subject_field(shape, sp, magnitude, smoothness, svf_seed, device)
     if inner is not None:
         field_ = compose(field_, inner.to(field_), sp)
-    stack = torch.cat([synth, fine, coarse])
-    warped = warp_labels(stack, field_.expand(3, *field_.shape[1:]).contiguous(), sp)
+    warped = warp_label_stack(torch.cat([synth, fine, coarse]), field_, sp,
+                              config.label_interpolation)
     info.update(source=source.name, family=source.family, magnitude_mm=magnitude,
                 smoothness_mm=smoothness, background_shapes=background)
     return Subject(warped[0:1], warped[1:2], warped[2:3], field_, sp, info)
+
+
+def warp_label_stack(
+    stack: Tensor, field_: Tensor, spacing: Sequence[float], mode: str = "nearest"
+) -> Tensor:
+    """Warp several label maps ``(M, 1, *S)`` with one field ``(1, D, *S)`` (mm).
+
+    ``"nearest"``: the maps are relabelled to consecutive indices (exact in float32), stacked as
+    channels and sampled once at nearest neighbour, so the sampling grid is built once: at 2 mm
+    on a CPU several times faster than ``"vote"``
+    (:func:`~napari_deepreg.core.warp_labels`, the label of largest linear weight, smoother
+    borders)."""
+    if mode == "vote":
+        return warp_labels(stack, field_.expand(len(stack), *field_.shape[1:]).contiguous(),
+                           spacing)
+    if mode != "nearest":
+        raise ValueError(f"mode must be 'nearest' or 'vote', got {mode!r}")
+    values, index = torch.unique(stack, return_inverse=True)
+    channels = index.transpose(0, 1).float()  # (1, M, *S)
+    warped = warp_image(channels, field_.to(channels), spacing, mode="nearest")
+    return values[warped.round().long()].transpose(0, 1).contiguous()
 
 
 def label_count(labels: Tensor) -> int:
@@ -417,4 +451,5 @@ __all__ = [
     "subject_field",
     "split_label",
     "uniform",
+    "warp_label_stack",
 ]
