@@ -260,7 +260,7 @@ def split_label(
             x = torch.arange(labels.shape[2 + axis], device=labels.device, dtype=torch.float64)
             proj = proj + ((x - centre[axis]) * float(normal[axis]) * sp[axis]).view(view)
         part = inside & (proj > 0)
-    return torch.where(part, torch.as_tensor(new_value, dtype=labels.dtype), labels)
+    return torch.where(part, int(new_value), labels)
 
 
 def _edit_labels(
