@@ -267,4 +267,39 @@ class LabelPairSampler:
         return batch
 
 
-__all__ = ["SPLITS", "LabelPairConfig", "LabelPairSampler", "slice_map", "split_maps"]
+def registry_sampler(
+    split: str = "train",
+    spacing_mm: float = 2.0,
+    config: LabelPairConfig | None = None,
+    seed: Seed = 0,
+    device: torch.device | str = "cpu",
+    cache: str | None = None,
+) -> LabelPairSampler:
+    """A :class:`LabelPairSampler` of ``split`` on the registry's label bank, loading only the
+    atlases that split draws from (its families' :data:`~napari_deepreg.data.atlases.
+    DEFAULT_BANK` atlases, and the held-out ones for ``"val"``)."""
+    from .atlases import ATLASES, DEFAULT_BANK, load_atlas
+
+    config = config or LabelPairConfig()
+    families = config.train_families if split == "train" else config.val_families
+    names = [n for n in DEFAULT_BANK if ATLASES[n].family in families]
+    if split == "val":
+        names += [n for n in config.held_out_atlases if n not in names]
+    bank = [load_atlas(n, spacing_mm, None, cache) for n in names]
+    grid = None
+    if not bank:
+        from .atlases import working_grid
+
+        g = working_grid(spacing_mm)
+        grid = (g.shape, g.spacing)
+    return LabelPairSampler(bank, config, split, seed, device, grid)
+
+
+__all__ = [
+    "SPLITS",
+    "LabelPairConfig",
+    "LabelPairSampler",
+    "registry_sampler",
+    "slice_map",
+    "split_maps",
+]

@@ -302,3 +302,15 @@ def test_a_real_atlas_in_the_bank(name, family):
     # a second load reads the cache
     again = load_atlas(name, 4.0)
     assert np.array_equal(again.labels, atlas.labels) and again.names == atlas.names
+
+
+@pytest.mark.registry
+def test_registry_sampler_draws_2d_validation_pairs_from_held_out_families():
+    from napari_deepreg.data.label_pairs import registry_sampler
+
+    config = LabelPairConfig(ndim=2)
+    sampler = _or_skip(registry_sampler, "val", 4.0, config, seed=0)
+    assert {m.family for m in sampler.maps} == {"mni2009c"}
+    batch = sampler.sample(2)
+    assert batch["fixed"].shape == (2, 1, 56, 56)
+    assert set(batch["family"]) == {"mni2009c"}
