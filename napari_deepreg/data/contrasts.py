@@ -41,6 +41,8 @@ class ContrastConfig:
         p_independent: probability that every label draws its mean independently (else per
             tissue group plus a deviation of ``parcel_std``; without groups always independent).
         parcel_std: standard deviation of a label's mean about its group's (drawn per image).
+        min_tissue_contrast: grouped means: the smallest range of the GM, WM, CSF means.
+        min_gm_wm_contrast: grouped means: the smallest difference of the GM and WM means.
         p_share: per label, the probability that it takes another label's mean.
         p_zero_background: probability of a black background (label 0 -> 0, skull-stripped).
         texture_std: per-label texture amplitude (drawn per label).
@@ -59,9 +61,11 @@ class ContrastConfig:
 
     p_independent: float = 0.3
     parcel_std: Range = (0.0, 0.12)
+    min_tissue_contrast: float = 0.3
+    min_gm_wm_contrast: float = 0.12
     p_share: float = 0.15
     p_zero_background: float = 0.6
-    texture_std: Range = (0.0, 0.1)
+    texture_std: Range = (0.0, 0.06)
     texture_smoothness_mm: Range = (0.0, 3.0)
     blur_mm: Range = (0.0, 2.0)
     bias_strength: Range = (0.0, 0.5)
@@ -136,6 +140,24 @@ def synthesize_contrast(
 
     means = torch.rand(k, generator=gen)
     group_means = torch.rand(8, generator=gen)
+    # GM, WM and CSF (groups 1-3) at least `min_tissue_contrast` apart end to end: no MR
+    # sequence used for registration leaves all three tissues alike, and an image that is only
+    # texture teaches nothing
+    tissues = group_means[1:4]
+    spread = float(tissues.max() - tissues.min())
+    if spread < config.min_tissue_contrast:
+        centre = float(tissues.mean())
+        stretched = centre + (tissues - centre) * (config.min_tissue_contrast / max(spread, 1e-6))
+        shift = float(stretched.min().clamp(max=0) + (stretched.max() - 1).clamp(min=0))
+        group_means[1:4] = (stretched - shift).clamp(0, 1)
+    # and GM / WM apart by at least `min_gm_wm_contrast`: their border is what registration of
+    # brains is mostly about, and every structural sequence shows it (if faintly)
+    gm, wm = float(group_means[1]), float(group_means[2])
+    if abs(wm - gm) < config.min_gm_wm_contrast:
+        sign = 1.0 if wm >= gm else -1.0
+        half = config.min_gm_wm_contrast / 2
+        centre = min(max((gm + wm) / 2, half), 1 - half)
+        group_means[1], group_means[2] = centre - sign * half, centre + sign * half
     deviation = uniform(gen, config.parcel_std) * torch.randn(k, generator=gen)
     independent = chance(gen, config.p_independent) or groups is None
     if not independent:

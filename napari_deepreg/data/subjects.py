@@ -103,7 +103,7 @@ class SubjectConfig:
     merge_fraction: Range = (0.05, 0.6)
     p_split: float = 0.5
     splits: tuple[int, int] = (1, 12)
-    p_background_shapes: float = 0.2
+    p_background_shapes: float = 0.1
     shape_labels: tuple[int, int] = (8, 32)
     shape_smoothness_mm: Range = (4.0, 12.0)
     label_interpolation: str = "nearest"
@@ -378,7 +378,9 @@ def make_subject(
     sp = tuple(float(s) for s in source.spacing)
     fine = torch.as_tensor(source.labels, dtype=torch.long, device=device)[None, None]
     coarse = torch.as_tensor(source.coarse, dtype=torch.long, device=device)[None, None]
-    synth = torch.where((fine == 0) & (coarse > 0), TISSUE_FILL + coarse, fine)
+    # unlabelled brain voxels: one synthesis label per tissue, both hemispheres alike (a label
+    # per hemisphere would give each half its own intensity: a step at the midline no scan has)
+    synth = torch.where((fine == 0) & (coarse > 0), TISSUE_FILL + (coarse + 1) // 2, fine)
     synth, info = _edit_labels(synth, config, sp, gen)
     background = chance(gen, config.p_background_shapes) and source.family != "synthetic"
     bg_seed = int(torch.randint(2**62, (), generator=gen))
