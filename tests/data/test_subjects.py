@@ -149,6 +149,26 @@ def test_contrast_is_in_unit_range_and_spans_the_stated_contrast():
     assert spreads.min() < spreads.max() - 0.3  # contrasts vary, not one look
 
 
+def test_grouped_contrasts_keep_tissues_apart():
+    """With tissue groups, GM, WM and CSF means span >= 0.3 and GM / WM differ by >= 0.12 (before
+    texture, blur and the rest: measured on a clean config)."""
+    labels = torch.zeros(1, 1, 30, 30, dtype=torch.long)
+    labels[..., :, 10:20] = 1
+    labels[..., :, 20:] = 2
+    labels[..., :5, :] = 3
+    groups = torch.tensor([0, 1, 3, 5])[labels]  # coarse classes: GM, WM, CSF (left)
+    clean = ContrastConfig(p_independent=0.0, parcel_std=0.0, p_share=0.0, texture_std=0.0,
+                           blur_mm=0.0, bias_strength=0.0, gamma=(1.0, 1.0), noise_std=0.0,
+                           p_low_resolution=0.0, p_sharpen=0.0, p_zero_background=0.0)
+    for seed in range(30):
+        image, info = synthesize_contrast(labels, 1.0, clean, seed, groups)
+        assert not info["independent"]
+        _, means = label_means(image, labels)
+        # the final [0, 1] normalisation only stretches: differences can only grow
+        assert float(means[1:].max() - means[1:].min()) >= 0.3 - 1e-4
+        assert abs(float(means[1] - means[2])) >= 0.12 - 1e-4
+
+
 def test_inversions_occur_at_the_stated_rate_and_invert():
     labels = _labels_2d(1)
     config = ContrastConfig(p_invert=0.25, p_zero_background=0.0)
@@ -201,6 +221,17 @@ def test_batch_keys_shapes_and_label_sets(bank):
             assert int(batch[key].max()) <= 6
     assert batch["affine"].shape == (n, 4, 4) and batch["has_affine"].shape == (n,)
     assert batch["spacing"] == SPACING
+
+
+def test_batches_go_through_the_trainers_resampling(bank):
+    from napari_deepreg.training.batch import resample_batch
+
+    batch = LabelPairSampler(bank, split_config(), "train", seed=0).sample(1)
+    small = resample_batch(batch, (12, 14, 12))
+    assert small["fixed"].shape == (1, 1, 12, 14, 12) and small["spacing"][0] > SPACING[0]
+    for key in ("fixed_labels", "fixed_fine_labels", "moving_synth_labels"):
+        # label maps are resized by nearest neighbour: no value is invented
+        assert set(torch.unique(small[key]).tolist()) <= set(torch.unique(batch[key]).tolist())
 
 
 def test_affine_free_pairs_occur_and_moved_ones_span_identity_to_large(bank):
