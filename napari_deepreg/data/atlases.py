@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -90,7 +91,7 @@ EXTRA_FILES = {
 
 
 @functools.cache
-def _source(key: str):
+def _source(key: str) -> Any:
     """The registry's pinned source with :data:`EXTRA_FILES` added (same wheel, same cache)."""
     from dataclasses import replace
 
@@ -303,7 +304,9 @@ def _family_template(family: str, cache: str | None) -> Volume:
     raise KeyError(f"unknown family {family!r}; known: {FAMILIES}")
 
 
-def _raw_atlas(spec: AtlasSpec, cache: str | None):
+def _raw_atlas(
+    spec: AtlasSpec, cache: str | None
+) -> tuple[Volume, dict[int, str], dict[int, int | None]]:
     """``(labels Volume, names, classes)`` of an atlas on its own grid."""
     if spec.name == "dkt":
         _, labels, names = mni2009c_t1_dkt(cache)

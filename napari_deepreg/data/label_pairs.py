@@ -192,7 +192,11 @@ class LabelPairSampler:
             source = slice_map(source, axis, index, side)
         return source
 
-    def _affine(self, shape, spacing, gen: torch.Generator) -> tuple[torch.Tensor, bool]:
+    def _affine(
+        self, shape: Sequence[int], spacing: Sequence[float], gen: torch.Generator
+    ) -> tuple[torch.Tensor, bool]:
+        """``(matrix (D+1, D+1) float64, moved)``: identity with ``p_no_affine``, else a random
+        affine about the grid centre at a strength uniform in [0, 1] of the largest motion."""
         cfg = self.config
         none = chance(gen, cfg.p_no_affine)
         strength = uniform(gen, (0.0, 1.0))
