@@ -146,13 +146,13 @@ def test_method_with_wrong_dims_is_refused(pair3d):
 
 def test_affine_is_reported_in_the_image_world_frame():
     from napari_deepreg.core import affine_to_field
-    from napari_deepreg.pipeline import _affine_to_world
+    from napari_deepreg.pipeline import _affine_in_world
 
     local = torch.eye(4, dtype=torch.float64)
     local[:3, :3] += torch.tensor([[0.05, 0.02, 0.0], [-0.03, 0.04, 0.01], [0.0, 0.02, -0.05]])
     local[:3, 3] = torch.tensor([1.0, -2.0, 0.5])
     shape, spacing, origin = (6, 7, 8), (2.0, 1.5, 1.0), (10.0, -4.0, 3.0)
-    world = torch.from_numpy(_affine_to_world(local, origin))
+    world = torch.from_numpy(_affine_in_world(local, origin))
     # the same displacement at every voxel, whichever frame the matrix is written in
     torch.testing.assert_close(
         affine_to_field(world, shape, spacing, origin), affine_to_field(local, shape, spacing)
