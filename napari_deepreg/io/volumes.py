@@ -195,10 +195,16 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
 def _read_dicom_dir(folder: Path, member: Path | None = None) -> sitk.Image:
     """Read the DICOM series in ``folder`` (the one holding ``member``, else the largest)."""
     reader = sitk.ImageSeriesReader()
+    # GDCM prints a multi-line WARNING on stderr for a folder without a series; the message
+    # below says it in one line
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         series = reader.GetGDCMSeriesIDs(str(folder))
     except RuntimeError as error:
         raise InputError(f"could not scan {folder} for DICOM: {_first_line(error)}") from error
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not series:
         raise InputError(f"no DICOM series found in {folder}")
     files_per_series = [reader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series]
