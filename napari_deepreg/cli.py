@@ -327,6 +327,18 @@ def cmd_methods(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser and main
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr and exit code 2.
+
+    argparse's own prints the usage block and the error; the CLI promises one line per error
+    (the usage is one ``-h`` away). Sub-parsers are made of the same class.
+    """
+
+    def error(self, message: str) -> typing.NoReturn:
+        _error(f"{message} (see {self.prog} -h)")
+        raise SystemExit(2)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; ``command`` given, only that subcommand gets its arguments.
 
@@ -335,7 +347,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Deformable registration of 2D/3D medical images (the napari-deepreg CLI).",
     )

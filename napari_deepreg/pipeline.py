@@ -24,6 +24,8 @@ from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.affine import shift_origin
 from .core.device import resolve_device
+from .geometry import check_overlap, check_points_range, check_volume_geometry
+from .memory import check_finite_field, check_memory
 from .methods import get_method
 from .result import Grid, Progress, RegistrationResult
 from .volume import InputError, Volume, check_image, check_labels
@@ -57,6 +59,16 @@ def _is_signed_permutation(direction: np.ndarray, tol: float = 1e-4) -> bool:
     """True for axis-aligned directions (identity up to axis flips and swaps)."""
     d = np.abs(np.asarray(direction))
     return bool(np.allclose(d.max(0), 1, atol=tol) and np.allclose(d.sum(0), 1, atol=tol))
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    """``device`` resolved, an unknown or unavailable one refused as bad input."""
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise InputError(f"device must be a name such as 'auto', 'cpu' or 'cuda', got {device!r}")
+    try:
+        return resolve_device(device)
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 def _as_volume(data: Volume | np.ndarray | None, name: str) -> Volume | None:
@@ -111,6 +123,7 @@ def _checked_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarr
         raise InputError(f"{what} must be (K, {ndim}) physical coordinates, got shape {pts.shape}")
     if not np.isfinite(pts).all():
         raise InputError(f"{what} contain NaN/Inf coordinates")
+    check_points_range(pts, what)
     return pts
 
 
@@ -192,6 +205,9 @@ def prepare(
             f"fixed image is {fixed_v.ndim}D but moving image is {moving_v.ndim}D; "
             "both must be 2D or both 3D"
         )
+    check_volume_geometry(fixed_v, "fixed image")
+    check_volume_geometry(moving_v, "moving image")
+    check_overlap(fixed_v, moving_v)
     ndim = fixed_v.ndim
     _check_dims(ndim, ndims, method)
     notes: list[str] = []
@@ -274,7 +290,8 @@ def register_prepared(
     spec = get_method(method)
     _check_dims(inputs.ndim, spec.dims, spec.id)  # prepared for another method?
     cfg = spec.make_config(config)
-    dev = resolve_device(device)
+    dev = _device(device)
+    check_memory(inputs.fixed.shape, inputs.fixed.spacing, cfg, spec.id, dev)
     fixed, moving = inputs.fixed, inputs.moving
     f_labels, m_labels = inputs.fixed_labels, inputs.moving_labels
     f_points, m_points = inputs.fixed_points, inputs.moving_points
@@ -292,6 +309,7 @@ def register_prepared(
             f"method {spec.id!r} returned a field of shape {tuple(field.shape)}, expected "
             f"{(1, ndim, *fixed.shape)}"
         )
+    check_finite_field(field, spec.id)
 
     yield Progress(0, 2, "warping at native resolution")
     with torch.no_grad():
@@ -336,5 +354,5 @@ def register_prepared(
         method=spec.id,
         model=spec.model_id,
         parameters=dataclasses.asdict(cfg),
-        notes=list(inputs.notes),
+        notes=list(inputs.notes) + list(estimate.info.get("notes", ())),
     )

@@ -71,6 +71,12 @@ def _output_folder(out_dir: str | os.PathLike) -> Path:
         # Path("") is the current folder: never write (or clean up) there by accident
         raise InputError("no output folder given (an empty name); name a folder to write into")
     folder = Path(text)
+    if folder.is_symlink():
+        # writing through a link puts the files (and the clean-up of an earlier run) elsewhere
+        raise InputError(
+            f"output folder {folder} is a symbolic link (to {os.path.realpath(folder)}); name "
+            "the real folder instead"
+        )
     if folder.exists() and not folder.is_dir():
         raise InputError(f"output folder {folder} exists and is not a folder")
     return folder
@@ -240,8 +246,8 @@ def write_outputs(
     Args:
         result: the run; images and fields are written on ``result.grid`` (spacing, origin and
             direction of the fixed image), so every file overlays the fixed image elsewhere.
-        out_dir: the output folder; an empty name is refused. The folder itself may be a link
-            (the caller named it); the files in it may not.
+        out_dir: the output folder; an empty name and a symbolic link are refused (name the
+            real folder), and so are links among the files in it.
         fixed, moving: the input images, needed only for the ``report`` PNG.
         fixed_labels: fixed label map drawn on the report (optional).
         what: keys of :data:`OUTPUTS` to write (default :data:`DEFAULT_OUTPUTS`); those the

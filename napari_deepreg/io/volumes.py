@@ -25,7 +25,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..geometry import check_geometry
 from ..volume import InputError, Volume
+from .checks import check_header, check_input_path, check_pixels
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_SUFFIXES = (".dcm", ".ima")
@@ -96,6 +98,9 @@ def to_sitk(volume: Volume, array: np.ndarray | None = None) -> sitk.Image:
     since ITK has no such pixel types.
     """
     arr = np.asarray(volume.array if array is None else array)
+    # ITK throws a RuntimeError (a traceback for the user) on a zero spacing or singular direction
+    check_geometry(volume.spacing, volume.origin, volume.direction, arr.ndim,
+                   volume.name or "image")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     elif arr.dtype == np.float16:
@@ -150,12 +155,13 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
         spacing, origin (mm) and direction in array axis order (LPS, as ITK).
 
     Raises:
-        InputError: missing or unreadable file, unknown extension, a DICOM folder without a series,
-            a multi-component (RGB / vector) image or a 4D image.
+        InputError: missing, unreadable or non-regular file (a FIFO), unknown extension, a header
+            that does not match the file (truncated, wrong data offset, a data file outside its
+            folder), NaN/Inf voxels, a geometry no image can have (zero or NaN spacing, NaN
+            origin, singular direction), a DICOM folder without a series, a multi-component
+            (RGB / vector) image or a 4D image.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
+    path = check_input_path(path, "image")
     if path.is_dir():
         image, fmt = _read_dicom_dir(path), "DICOM"
     else:
@@ -164,6 +170,7 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
             image, fmt = _read_dicom_dir(path.parent, member=path), "DICOM"
         elif suffix in _FORMATS:
             fmt = _FORMATS[suffix]
+            check_header(path, fmt)
             try:
                 image = sitk.ReadImage(str(path))
             except RuntimeError as error:
@@ -177,6 +184,8 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
             )
     image = _scalar_2d_or_3d(image, path)
     volume = from_sitk(image, name if name is not None else _stem(path))
+    check_geometry(volume.spacing, volume.origin, volume.direction, volume.ndim, path.name)
+    check_pixels(volume.array, path.name)
     volume.metadata.update(
         {"path": str(path), "format": fmt, "pixel_type": image.GetPixelIDTypeAsString()}
     )
@@ -186,10 +195,16 @@ def read_volume(path: str | os.PathLike, name: str | None = None) -> Volume:
 def _read_dicom_dir(folder: Path, member: Path | None = None) -> sitk.Image:
     """Read the DICOM series in ``folder`` (the one holding ``member``, else the largest)."""
     reader = sitk.ImageSeriesReader()
+    # GDCM prints a multi-line WARNING on stderr for a folder without a series; the message
+    # below says it in one line
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         series = reader.GetGDCMSeriesIDs(str(folder))
     except RuntimeError as error:
         raise InputError(f"could not scan {folder} for DICOM: {_first_line(error)}") from error
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
     if not series:
         raise InputError(f"no DICOM series found in {folder}")
     files_per_series = [reader.GetGDCMSeriesFileNames(str(folder), uid) for uid in series]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,8 @@ def load_model(
 
     path = Path(source)
     if path.suffix == ".pt" and path.is_file():
+        digest = model_file_digest(path)  # hashed before anything is unpickled
+        warnings.warn(not_zoo_note(path, digest), UserWarning, stacklevel=2)
         data = zoo.read_model_file(path)
         method, values, state = data["method"], data["config"], data["state_dict"]
     else:
@@ -123,6 +126,35 @@ def load_model(
     model = family.build(config)
     model.load_state_dict(state)
     return model.to(device).eval(), config
+
+
+_DIGESTS: dict[tuple[str, float, int], str] = {}
+
+
+def model_file_digest(path: str | Path) -> str:
+    """sha256 of a model file given by path (kept per path, mtime and size)."""
+    from .. import zoo
+
+    path = Path(path)
+    info = path.stat()
+    key = (str(path.resolve()), info.st_mtime, info.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = zoo.sha256_file(path)
+    return _DIGESTS[key]
+
+
+def not_zoo_note(path: str | Path, digest: str) -> str:
+    """The sentence shown when a model file is used instead of a zoo model."""
+    return (f"model file {path} (sha256 {digest}) is not a zoo model: no checksum vouches for "
+            "it; it is read with weights_only (tensors only, no code)")
+
+
+def model_file_notes(source: str | Path) -> list[str]:
+    """``[note]`` when ``source`` is a model file rather than a zoo id, else ``[]``."""
+    path = Path(source)
+    if path.suffix == ".pt" and path.is_file():
+        return [not_zoo_note(path, model_file_digest(path))]
+    return []
 
 
 _CACHE: dict[tuple[str, str, float], tuple[nn.Module, Any]] = {}
@@ -164,6 +196,8 @@ __all__ = [
     "get_family",
     "load_cached_model",
     "load_model",
+    "model_file_digest",
+    "model_file_notes",
     "read_config",
     "register_family",
 ]

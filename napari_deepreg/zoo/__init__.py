@@ -304,6 +304,18 @@ def add_zoo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     return parser
 
 
+def _check_zoo_folder(zoo_dir: str | Path | None) -> None:
+    """Refuse to "check" a zoo folder that is not there or holds no manifest: "all weight files
+    match" would be true of nothing and read as a pass."""
+    from .manifest import MANIFEST_NAME, zoo_path
+
+    root = zoo_path(zoo_dir)
+    if not root.is_dir():
+        raise InputError(f"zoo folder {root} does not exist; give --zoo-dir an existing folder")
+    if not (root / MANIFEST_NAME).is_file():
+        raise InputError(f"{root} holds no zoo {MANIFEST_NAME}; nothing to check")
+
+
 def zoo_from_args(args: argparse.Namespace, stream: Any = None) -> int:
     """Run a ``zoo`` sub-command parsed by :func:`add_zoo_arguments`; returns the exit code."""
     out = stream or sys.stdout
@@ -312,6 +324,7 @@ def zoo_from_args(args: argparse.Namespace, stream: Any = None) -> int:
         print(format_table(zoo_dir=zoo_dir, verbose=args.verbose), file=out)
         return 0
     if args.zoo_command == "check":
+        _check_zoo_folder(zoo_dir)
         problems = {k: v for k, v in check_models(zoo_dir).items() if v}
         for model_id, reason in problems.items():
             print(f"{model_id}: {reason}", file=out)

@@ -24,6 +24,7 @@ from ..learned import (
     model_source,
     target_device,
 )
+from ..models import model_file_notes
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
 from .config import GRID_MULTIPLE, METHOD_ID, AvsmAffineConfig, AvsmConfig, AvsmNetConfig
@@ -115,6 +116,7 @@ def estimate(
         cfg.affine_steps, vsvf_steps,
     )
     info["model"] = str(source)
+    info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
     info["affine_steps"] = cfg.affine_steps
     info["vsvf_steps"] = vsvf_steps
     info["affine_matrix"] = matrix.cpu().tolist()

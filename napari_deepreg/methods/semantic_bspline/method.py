@@ -25,6 +25,7 @@ from ..learned import (
     model_source,
     target_device,
 )
+from ..models import model_file_notes
 from ..refine import RefineSettings, refine_field
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
@@ -127,6 +128,7 @@ def estimate(
     yield Progress(1, total, "predicting the field")
     field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
     info["model"] = str(source)
+    info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
     if cfg.refine:
         field, info["refinement"] = yield from refine_field(
             fixed, moving, spacing, field, RefineSettings.of(cfg), dev, step_offset=2,

@@ -1,0 +1,132 @@
+"""Checks of an image's physical geometry (spacing, origin, direction): the one place they live.
+
+The reader (``io.read_volume``), the conversion to SimpleITK (``io.to_sitk``) and the pipeline
+(``pipeline.prepare``) call :func:`check_geometry`, so a zero or NaN spacing, a NaN origin or a
+singular direction matrix is refused with one sentence wherever it comes from (a file header, a
+napari layer's scale, a script's ``Volume``) instead of being repaired to 1.0 / 0 by a library or
+ending in an ITK traceback or an all-NaN field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .volume import InputError, Volume
+
+# how far a direction matrix may be from orthonormal (ITK itself allows about 1e-6 relative; files
+# written in single precision come back with ~1e-7 errors, hand-edited headers with rounding)
+ORTHONORMAL_TOL = 1e-3
+# physical coordinates beyond a kilometre are not medical images: they are corrupt headers, and
+# their squares overflow the distance maths (a landmark at 1e308 mm gives an infinite TRE)
+MAX_COORDINATE_MM = 1e6
+
+
+def _numbers(values: Sequence[float] | np.ndarray, name: str, what: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} has a non-numeric {name} {values!r}") from None
+    if arr.size != ndim:
+        raise InputError(f"{what} is {ndim}D but its {name} has {arr.size} values: {values!r}")
+    return arr
+
+
+def check_geometry(
+    spacing: Sequence[float],
+    origin: Sequence[float],
+    direction: np.ndarray | None,
+    ndim: int,
+    what: str = "image",
+) -> None:
+    """Refuse a geometry no image can have.
+
+    Args:
+        spacing: voxel size per array axis in mm: finite and > 0.
+        origin: physical position of voxel 0 in mm: finite, within +-1e6 mm.
+        direction: ``(D, D)`` direction cosines, or None (identity): finite, orthonormal (columns
+            of unit length at right angles, so a singular matrix is refused too).
+        ndim: the image's number of axes.
+        what: how messages name the image.
+
+    Raises:
+        InputError: one sentence naming the bad value.
+    """
+    sp = _numbers(spacing, "spacing", what, ndim)
+    if not np.isfinite(sp).all() or (sp <= 0).any():
+        raise InputError(
+            f"{what} has spacing {tuple(float(s) for s in sp)} mm; every voxel size must be a "
+            "finite number above 0 (fix the file header or the layer's scale)"
+        )
+    org = _numbers(origin, "origin", what, ndim)
+    if not np.isfinite(org).all() or (np.abs(org) > MAX_COORDINATE_MM).any():
+        raise InputError(
+            f"{what} has origin {tuple(float(o) for o in org)} mm; it must be finite and within "
+            f"{MAX_COORDINATE_MM:g} mm (fix the file header or the layer's translate)"
+        )
+    if direction is None:
+        return
+    d = np.asarray(direction, dtype=float)
+    if d.shape != (ndim, ndim):
+        raise InputError(f"{what} has a direction matrix of shape {d.shape}, expected "
+                         f"{(ndim, ndim)}")
+    if not np.isfinite(d).all():
+        raise InputError(f"{what} has NaN/Inf in its direction matrix; fix the file header")
+    if not np.allclose(d.T @ d, np.eye(ndim), atol=ORTHONORMAL_TOL):
+        kind = "singular" if abs(np.linalg.det(d)) < ORTHONORMAL_TOL else "not orthonormal"
+        raise InputError(
+            f"{what} has a direction matrix that is {kind} ({d.round(4).tolist()}); its axes "
+            "must be unit vectors at right angles (fix the file header)"
+        )
+
+
+def check_volume_geometry(volume: Volume, what: str = "image") -> None:
+    """:func:`check_geometry` of a :class:`Volume`."""
+    check_geometry(volume.spacing, volume.origin, volume.direction, volume.ndim, what)
+
+
+def physical_bounds(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` corners (mm, array axis order) of the box holding ``volume``'s voxels.
+
+    Voxel centres ``origin + direction @ (index * spacing)``, widened by half a voxel, so that
+    two images touching edge to edge count as overlapping.
+    """
+    shape = np.asarray(volume.shape, dtype=float)
+    spacing = np.asarray(volume.spacing, dtype=float)
+    corners = np.array(np.meshgrid(*[[-0.5, n - 0.5] for n in shape], indexing="ij"))
+    corners = corners.reshape(volume.ndim, -1) * spacing[:, None]
+    points = volume.direction_matrix() @ corners + np.asarray(volume.origin, dtype=float)[:, None]
+    return points.min(axis=1), points.max(axis=1)
+
+
+def check_overlap(fixed: Volume, moving: Volume) -> None:
+    """Refuse a pair whose physical extents (bounding boxes) do not meet.
+
+    Resampling such a moving image onto the fixed grid gives a constant image: nothing to
+    register, and every method would return noise or NaN.
+    """
+    f_low, f_high = physical_bounds(fixed)
+    m_low, m_high = physical_bounds(moving)
+    if (m_low > f_high).any() or (m_high < f_low).any():
+        def box(low: np.ndarray, high: np.ndarray) -> str:
+            return " x ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(low, high, strict=True))
+
+        raise InputError(
+            f"fixed and moving images do not overlap in physical space (fixed {box(f_low, f_high)}"
+            f" mm, moving {box(m_low, m_high)} mm); check their origins, or reset both to 0 to "
+            "register them by their voxel grids"
+        )
+
+
+def check_points_range(points: np.ndarray, what: str) -> None:
+    """Refuse landmark coordinates beyond +-1e6 mm (corrupt files; their distances overflow)."""
+    if points.size and float(np.abs(points).max()) > MAX_COORDINATE_MM:
+        raise InputError(
+            f"{what} hold a coordinate of {float(np.abs(points).max()):.3g} mm, beyond "
+            f"{MAX_COORDINATE_MM:g} mm; landmarks must be physical positions in mm"
+        )
+
+
+__all__ = ["MAX_COORDINATE_MM", "check_geometry", "check_overlap", "check_points_range",
+           "check_volume_geometry", "physical_bounds"]
