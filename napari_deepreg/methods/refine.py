@@ -114,4 +114,42 @@ def refine_field(
     return refined.field, info
 
 
-__all__ = ["RefineSettings", "RefineSettingsFields", "refine_field"]
+def refine_steps(config: Any) -> int:
+    """Progress steps the refinement of ``config`` adds (0 when ``refine`` is off)."""
+    return int(config.refine_iterations) if getattr(config, "refine", False) else 0
+
+
+def maybe_refine(
+    config: Any,
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+    field: Tensor,
+    info: dict[str, Any],
+    device: torch.device | str,
+    step_offset: int,
+    total: int,
+) -> Generator[Progress, None, Tensor]:
+    """What every learned estimator does after its prediction: refine ``field`` if the config
+    asks for it (its figures go to ``info["refinement"]``), else return it as it is.
+
+    Args:
+        config: an inference config with the :class:`RefineSettingsFields`.
+        fixed, moving: ``(1, 1, *S)`` images in [0, 1] on one grid.
+        spacing: voxel size in mm.
+        field: ``(1, D, *S)`` predicted displacement in mm (an affine part included).
+        info: the estimate's info, updated in place.
+        device: where to optimise.
+        step_offset, total: the caller's progress numbering.
+    """
+    if not refine_steps(config):
+        return field
+    refined, info["refinement"] = yield from refine_field(
+        fixed, moving, spacing, field, RefineSettings.of(config), device,
+        step_offset=step_offset, total=total,
+    )
+    return refined
+
+
+__all__ = ["RefineSettings", "RefineSettingsFields", "maybe_refine", "refine_field",
+           "refine_steps"]

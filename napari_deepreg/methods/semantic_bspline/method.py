@@ -25,7 +25,7 @@ from ..learned import (
     model_source,
     target_device,
 )
-from ..refine import RefineSettings, refine_field
+from ..refine import maybe_refine, refine_steps
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
 from .config import METHOD_ID, SemanticBSplineConfig, SemanticBSplineNetConfig
@@ -120,18 +120,14 @@ def estimate(
     dev = target_device(fixed, device)
     source = model_source(cfg, model_id, METHOD_ID)
     ndim = check_pair(fixed, moving)
-    total = 2 + (cfg.refine_iterations if cfg.refine else 0)
+    total = 2 + refine_steps(cfg)
     yield Progress(0, total, "loading model")
     model, net_config = load_model(source, dev)
     check_model_dims(source, net_config.dims, ndim)
     yield Progress(1, total, "predicting the field")
     field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
     info["model"] = str(source)
-    if cfg.refine:
-        field, info["refinement"] = yield from refine_field(
-            fixed, moving, spacing, field, RefineSettings.of(cfg), dev, step_offset=2,
-            total=total,
-        )
+    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
     yield Progress(total, total, "done")
     return Estimate(field=field, affine=None, info=info)
 
