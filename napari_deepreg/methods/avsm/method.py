@@ -122,7 +122,10 @@ def estimate(
     info["vsvf_steps"] = vsvf_steps
     info["affine_matrix"] = matrix.cpu().tolist()
     # the refinement starts from the whole map (affine included) and keeps the affine in it
-    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
+    if refine_steps(cfg):
+        affine = affine_to_field(matrix.to(field), tuple(fixed.shape[2:]), spacing)
+        field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total,
+                                        affine_field=affine)
     yield Progress(total, total, "done")
     return Estimate(field=field, affine=matrix.float().cpu(), info=info)
 
