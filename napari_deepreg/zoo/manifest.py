@@ -246,10 +246,17 @@ def benchmark_summary(figures: Mapping[str, Any], keys: Sequence[str] | None = N
     return ", ".join(parts) if parts else "-"
 
 
-def held_out_summary(figures: Mapping[str, Any]) -> str:
-    """``"dice 0.741 (MNI 2009a)"`` from a model's held-out figures (``-`` if none)."""
+def held_out_summary(figures: Mapping[str, Any], short: bool = False) -> str:
+    """A model's held-out figures on one line (``-`` if none); ``short`` (the table): Dice
+    before -> feed-forward (refined), without the description of the data."""
     if not figures:
         return "-"
+    if short and "dice_feed_forward" in figures:
+        text = f"Dice {_short(figures.get('dice_before', float('nan')))}->"
+        text += _short(figures["dice_feed_forward"])
+        if "dice_refined" in figures:
+            text += f" (refined {_short(figures['dice_refined'])})"
+        return text
     parts = [f"{k} {_short(v)}" for k, v in sorted(figures.items())
              if k != "data" and not isinstance(v, (Mapping, list))]
     data = f" ({figures['data']})" if figures.get("data") else ""
@@ -288,7 +295,7 @@ def format_entries(entries: Sequence[ZooEntry], verbose: bool = False) -> str:
             "/".join(f"{d}D" for d in e.dims),
             e.modality,
             e.working_resolution,
-            held_out_summary(e.held_out),
+            held_out_summary(e.held_out, short=True),
             benchmark_summary(e.benchmark),
             f"{e.size_bytes / 1e6:.2f}",
         )
