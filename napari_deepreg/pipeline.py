@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from . import guard as _guard
 from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.affine import shift_origin
@@ -249,6 +250,7 @@ def register(
     moving_points: np.ndarray | None = None,
     device: str | torch.device = "auto",
     hausdorff: bool = True,
+    guard: bool = True,
 ) -> Generator[Progress, None, RegistrationResult]:
     """Register ``moving`` to ``fixed``; a generator of Progress returning a RegistrationResult.
 
@@ -263,6 +265,9 @@ def register(
             array axis order, for TRE.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
         hausdorff: also compute HD95/ASSD (slower on big label maps).
+        guard: check the result against no registration (and the method's affine alone) and
+            return the better one with a note (:mod:`napari_deepreg.guard`); False keeps the
+            method's result whatever it is.
 
     Raises:
         InputError: for input a user has to fix (shapes, NaN, constant images, bad labels).
@@ -272,7 +277,7 @@ def register(
     # no progress before the checks: bad input fails before anything was reported as started
     inputs = prepare(fixed, moving, fixed_labels, moving_labels, fixed_points, moving_points,
                      ndims=spec.dims, method=spec.id)
-    return (yield from register_prepared(inputs, spec.id, config, device, hausdorff))
+    return (yield from register_prepared(inputs, spec.id, config, device, hausdorff, guard))
 
 
 def register_prepared(
@@ -281,6 +286,7 @@ def register_prepared(
     config: Any = None,
     device: str | torch.device = "auto",
     hausdorff: bool = True,
+    guard: bool = True,
 ) -> Generator[Progress, None, RegistrationResult]:
     """Register input already checked by :func:`prepare` (e.g. on the GUI thread).
 
@@ -303,13 +309,15 @@ def register_prepared(
 
     start = time.perf_counter()
     estimate = yield from spec.estimate(f_t, m_t, spacing, cfg, dev)
+    check_finite_field(estimate.field, spec.id)  # before the guard compares it
+    verdict = _guard.run(guard, estimate, f_t, m_t, spacing, f_labels, m_labels, spec.id)
+    estimate = verdict.estimate
     field = estimate.field.detach()
     if tuple(field.shape) != (1, ndim, *fixed.shape):
         raise RuntimeError(
             f"method {spec.id!r} returned a field of shape {tuple(field.shape)}, expected "
             f"{(1, ndim, *fixed.shape)}"
         )
-    check_finite_field(field, spec.id)
 
     yield Progress(0, 2, "warping at native resolution")
     with torch.no_grad():
@@ -348,11 +356,11 @@ def register_prepared(
         jacobian=jac,
         grid=Grid.of(fixed),
         affine=None if estimate.affine is None else _affine_in_world(estimate.affine, fixed.origin),
-        metrics=summary,
+        metrics={**summary, **verdict.metrics},
         label_metrics=label_rows,
         runtime=runtime,
         method=spec.id,
         model=spec.model_id,
         parameters=dataclasses.asdict(cfg),
-        notes=list(inputs.notes) + list(estimate.info.get("notes", ())),
+        notes=[*inputs.notes, *estimate.info.get("notes", ()), *verdict.notes],
     )

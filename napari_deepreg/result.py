@@ -105,7 +105,7 @@ class RegistrationResult:
     jacobian: np.ndarray
     grid: Grid
     affine: np.ndarray | None
-    metrics: dict[str, float]
+    metrics: dict[str, float | str]  # figures; "guard_returned" is the guard's candidate name
     label_metrics: list[dict[str, float]]
     runtime: float
     method: str

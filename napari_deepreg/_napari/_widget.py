@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 from superqt import QCollapsible
 
@@ -305,6 +305,10 @@ class RegistrationWidget(QWidget):
         if result.notes:  # e.g. "moving image resampled onto the fixed grid"
             text += "; " + "; ".join(result.notes)
         self._set_status(text)
+        for note in result.notes:
+            # the never-worse guard's "warning: ... is returned instead" must not go unseen
+            if note.startswith("warning:"):
+                show_warning(note)
 
     def refresh_grid(self, event: Any = None) -> None:
         """Redraw the deformation grid in the plane now displayed (dims order / 2D-3D change)."""

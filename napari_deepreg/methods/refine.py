@@ -1,13 +1,19 @@
 """Test-time refinement of a learned method's field by instance optimisation.
 
-Starting from a network's prediction, a B-spline displacement is optimised on the pair itself
-(LNCC + diffusion regulariser, one level, no affine stage: the prediction already holds the
-global alignment). Shared by the learned families; the config fields have the same names in
-every method (``refine``, ``refine_iterations``, ``refine_regularisation``).
+Starting from a network's prediction, a B-spline correction is optimised on the pair itself
+(LNCC + diffusion regulariser, no affine stage: the prediction already holds the global
+alignment), at half then at full resolution with early stopping. Shared by the learned
+families; the config fields have the same names in every method (``refine``,
+``refine_iterations``, ``refine_regularisation``, ``refine_control_spacing``).
+
+Speed on the 3D sample (83x99x81 at 2 mm, one CPU thread, shared machine): the earlier single
+full-resolution level of 40 steps took about 10 s for Dice 0.875; 40 half-resolution steps
+(stopping at the loss plateau) plus 10 full-resolution ones take about 4 s for 0.874.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +21,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..core import bspline_control_shape, bspline_to_field, resize, resized_spacing, warp_image
+from ..losses import functional as L
 from ..result import Progress
+from .instance_opt import level_shapes
 
 
 @dataclass
@@ -24,14 +33,21 @@ class RefineSettingsFields:
     family's config inherits them, so every method names and documents them alike)."""
 
     refine: bool = field(
-        default=False,
-        metadata={"help": "Refine the predicted field by instance optimisation (LNCC + "
-                  "diffusion, B-spline) on this pair, starting from the prediction: slower, "
-                  "often more accurate on pairs unlike the training data."},
+        # on by default: on the 3D sample (2 mm, 83x99x81) it lifts Dice from 0.705
+        # (semantic_bspline_3d) / 0.806 (avsm_3d) to 0.874 in about 4 s of one CPU core, and
+        # the models alone fall below no registration on anatomy unlike their training data
+        default=True,
+        metadata={"help": "Refine the predicted field on this pair (B-spline, LNCC + "
+                  "diffusion, half then full resolution), starting from the prediction. On by "
+                  "default: about 4 s on a CPU for a 2 mm brain, and much more accurate on "
+                  "pairs unlike the training data; off gives the network's field alone "
+                  "(under 1 s)."},
     )
     refine_iterations: int = field(
         default=40,
-        metadata={"help": "Optimisation steps of the refinement.", "min": 1, "max": 1000},
+        metadata={"help": "Optimisation steps of the refinement at half resolution (a quarter "
+                  "as many follow at full resolution; each level stops early when its loss "
+                  "levels off).", "min": 1, "max": 1000},
     )
     refine_regularisation: float = field(
         # 0.3: mean Dice 0.942 on the benchmark's four 2D slice cases (1.0: 0.923, 0.1: 0.944
@@ -52,20 +68,65 @@ class RefineSettings:
     """What the refinement needs from a method's inference config.
 
     Attributes:
-        iterations: optimisation steps.
+        iterations: the most optimisation steps of the coarsest level (a quarter as many at
+            each finer one, :func:`level_iterations`; a level stops earlier when its loss
+            levels off, see ``tolerance``).
         regularisation: diffusion regulariser weight (higher: smoother).
-        control_spacing: B-spline control point spacing in mm.
+        control_spacing: B-spline control point spacing in mm at the finest level (doubled at
+            the coarse level).
+        levels: resolution levels, coarse to fine (each halves the grid; 2 by default: the
+            coarse level costs an eighth of the fine one and does most of the work).
+        max_working_size: longest axis of the finest grid in voxels (larger images are refined
+            on a downsampled grid and the correction resampled).
+        tolerance: a level stops when its best loss over the last ``patience`` steps improved
+            the best before them by less than ``tolerance`` (relative); 0 runs every step.
+        patience: steps over which the plateau is judged.
+        learning_rate: Adam step size in mm per step.
+        lncc_window: LNCC window in voxels of each level.
     """
 
     iterations: int
     regularisation: float
     control_spacing: float
+    levels: int = 2
+    max_working_size: int = 128
+    # 1 %: on the 3D sample the coarse level then stops after 27-40 steps with the same Dice;
+    # 0.1 % never stopped (Adam keeps lowering the loss by about 1 % per 5 steps for long)
+    tolerance: float = 1e-2
+    patience: int = 5
+    learning_rate: float = 0.5
+    lncc_window: int = 7
 
     @classmethod
-    def of(cls, config: Any) -> RefineSettings:
+    def of(cls, config: Any, **overrides: Any) -> RefineSettings:
         """The settings of an inference config with the ``refine_*`` fields."""
         return cls(int(config.refine_iterations), float(config.refine_regularisation),
-                   float(config.refine_control_spacing))
+                   float(config.refine_control_spacing), **overrides)
+
+
+def level_iterations(iterations: int, levels: int) -> list[int]:
+    """Steps of each level, coarsest first: ``iterations`` at the coarsest level and a quarter
+    as many at each finer one (a step there costs about 8 times more in 3D, and the coarse
+    level has done most of the work: on the 3D sample 40 + 10 steps reach the Dice of 40 steps
+    at full resolution, 0.874 vs 0.875, in 40 % of the time)."""
+    return [max(1, iterations // 4**k) for k in range(levels)]
+
+
+class _Plateau:
+    """Tells when a minimisation has levelled off: the best loss of the last ``patience`` steps
+    improved the best loss before them by less than ``tolerance`` (relative)."""
+
+    def __init__(self, tolerance: float, patience: int) -> None:
+        self.tolerance, self.patience = tolerance, max(1, patience)
+        self.losses: list[float] = []
+
+    def update(self, loss: float) -> bool:
+        self.losses.append(loss)
+        if self.tolerance <= 0 or len(self.losses) <= 2 * self.patience:
+            return False
+        before = min(self.losses[: -self.patience])
+        recent = min(self.losses[-self.patience:])
+        return before - recent < self.tolerance * abs(before)
 
 
 def refine_field(
@@ -77,41 +138,139 @@ def refine_field(
     device: torch.device | str,
     step_offset: int = 0,
     total: int | None = None,
+    affine_field: Tensor | None = None,
 ) -> Generator[Progress, None, tuple[Tensor, dict[str, Any]]]:
     """Refine ``field`` on the pair; yields Progress, returns ``(field, info)``.
+
+    A B-spline correction ``c`` is added to the prediction and optimised with Adam on LNCC plus
+    a diffusion regulariser, coarse to fine (``settings.levels``; the correction found on one
+    level starts the next). Each level stops at its loss plateau. The prediction is resampled
+    to each level once; the correction is evaluated from its control grid.
 
     Args:
         fixed, moving: ``(1, 1, *S)`` float images in [0, 1] on one grid.
         spacing: voxel size in mm.
         field: ``(1, D, *S)`` starting displacement in mm (the prediction).
-        settings: iterations, regulariser weight, control spacing.
+        settings: iterations, regulariser weight, control spacing, levels, stopping rule.
         device: where to optimise.
         step_offset, total: the caller's progress numbering (the refinement's steps are
-            reported as ``step_offset + i`` of ``total``).
+            reported as ``step_offset + i`` of ``total``, ``total`` defaulting to
+            ``step_offset + levels * iterations``; a level that stops early skips its steps).
+        affine_field: ``(1, D, *S)`` mm, the affine part of ``field`` (a model's affine
+            stage), or None. The regulariser then sees ``field - affine_field`` only, so the
+            refinement does not pull a correct scale or rotation back towards the identity.
 
     Returns:
         The refined ``(1, D, *S)`` field in mm and the optimiser's figures (final loss terms,
-        iterations run).
+        steps run per level, level shapes, seconds).
     """
-    from .instance_opt import InstanceOptConfig
-    from .instance_opt import estimate as optimise
+    start = time.perf_counter()
+    dev = torch.device(device)
+    ndim = fixed.ndim - 2
+    shape = tuple(fixed.shape[2:])
+    if tuple(field.shape) != (1, ndim, *shape):
+        raise ValueError(f"field must be {(1, ndim, *shape)}, got {tuple(field.shape)}")
+    spacing = tuple(float(s) for s in spacing)
+    shapes = level_shapes(shape, settings.levels, settings.max_working_size)
+    schedule = level_iterations(settings.iterations, len(shapes))
+    total = total if total is not None else step_offset + sum(schedule)
+    field = field.to(dev, torch.float32)
+    affine_field = None if affine_field is None else affine_field.to(dev, torch.float32)
+    pair = torch.cat([fixed, moving], 1).to(dev, torch.float32)
 
-    total = total if total is not None else step_offset + settings.iterations
-    config = InstanceOptConfig(
-        transform="bspline", similarity="lncc", levels=1,
-        iterations=settings.iterations, regularisation=settings.regularisation,
-        control_spacing=settings.control_spacing, affine_first=False,
+    correction: Tensor | None = None  # dense correction of the previous level, mm
+    steps: list[int] = []
+    sim_value = reg_value = float("nan")
+    for level, lshape in enumerate(shapes):
+        lspacing = resized_spacing(shape, spacing, lshape)
+        with torch.no_grad():
+            images = resize(pair, lshape)
+            f_l, m_l = images[:, :1], images[:, 1:]
+            base = resize(field, lshape)
+            if correction is not None:
+                base = base + resize(correction, lshape, antialias=False)
+            # the regulariser's view of the base: without the affine part (constant gradient)
+            reg_base = base if affine_field is None else base - resize(affine_field, lshape)
+            moments = L.local_moments(f_l, settings.lncc_window)
+        coarse = 2 ** (len(shapes) - 1 - level)
+        stride = [max(1, round(settings.control_spacing * coarse / sp)) for sp in lspacing]
+        ctrl = base.new_zeros((1, ndim, *bspline_control_shape(lshape, stride)),
+                              requires_grad=True)
+        opt = torch.optim.Adam([ctrl], lr=settings.learning_rate)
+        plateau = _Plateau(settings.tolerance, settings.patience)
+        label = "x".join(str(n) for n in lshape)
+        done = 0
+        n_it = schedule[level]
+        for it in range(n_it):
+            opt.zero_grad(set_to_none=True)
+            inc = bspline_to_field(ctrl, stride, lshape)
+            warped = warp_image(m_l, base + inc, lspacing)
+            sim = L.lncc(f_l, warped, settings.lncc_window, a_moments=moments)
+            reg = L.diffusion(reg_base + inc, lspacing)
+            loss = sim + settings.regularisation * reg
+            loss.backward()
+            opt.step()
+            done = it + 1
+            sim_value, reg_value = sim.item(), reg.item()
+            yield Progress(step_offset + sum(schedule[:level]) + done, total,
+                           f"level {level + 1}/{len(shapes)} ({label}) {done}/{n_it}: "
+                           f"loss {loss.item():.4f}")
+            if plateau.update(loss.item()):
+                break
+        steps.append(done)
+        with torch.no_grad():
+            inc = bspline_to_field(ctrl.detach(), stride, lshape)
+            correction = base - resize(field, lshape) + inc
+    with torch.no_grad():
+        refined = field + resize(correction, shape, antialias=False)
+    info = {"final_similarity": sim_value, "final_regulariser": reg_value,
+            "iterations": sum(steps), "steps_per_level": steps,
+            "level_shapes": [list(s) for s in shapes],
+            "seconds": round(time.perf_counter() - start, 3)}
+    return refined, info
+
+
+def refine_steps(config: Any) -> int:
+    """Progress steps the refinement of ``config`` adds at most (0 when ``refine`` is off)."""
+    if not getattr(config, "refine", False):
+        return 0
+    return sum(level_iterations(int(config.refine_iterations), RefineSettings.of(config).levels))
+
+
+def maybe_refine(
+    config: Any,
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+    field: Tensor,
+    info: dict[str, Any],
+    device: torch.device | str,
+    step_offset: int,
+    total: int,
+    affine_field: Tensor | None = None,
+) -> Generator[Progress, None, Tensor]:
+    """What every learned estimator does after its prediction: refine ``field`` if the config
+    asks for it (its figures go to ``info["refinement"]``), else return it as it is.
+
+    Args:
+        config: an inference config with the :class:`RefineSettingsFields`.
+        fixed, moving: ``(1, 1, *S)`` images in [0, 1] on one grid.
+        spacing: voxel size in mm.
+        field: ``(1, D, *S)`` predicted displacement in mm (an affine part included).
+        info: the estimate's info, updated in place.
+        device: where to optimise.
+        step_offset, total: the caller's progress numbering.
+        affine_field: ``(1, D, *S)`` mm, the affine part of ``field``, or None (see
+            :func:`refine_field`).
+    """
+    if not refine_steps(config):
+        return field
+    refined, info["refinement"] = yield from refine_field(
+        fixed, moving, spacing, field, RefineSettings.of(config), device,
+        step_offset=step_offset, total=total, affine_field=affine_field,
     )
-    gen = optimise(fixed, moving, spacing, config, device, initial_field=field)
-    while True:
-        try:
-            p = next(gen)
-        except StopIteration as stop:
-            refined = stop.value
-            break
-        yield Progress(step_offset + p.step, total, f"refining: {p.message}")
-    info = {k: v for k, v in refined.info.items() if k != "level_shapes"}
-    return refined.field, info
+    return refined
 
 
-__all__ = ["RefineSettings", "RefineSettingsFields", "refine_field"]
+__all__ = ["RefineSettings", "RefineSettingsFields", "maybe_refine", "refine_field",
+           "refine_steps"]

@@ -45,8 +45,13 @@ class ZooEntry:
         file: weight file, relative to the zoo folder.
         sha256: hex digest of ``file``; the loader refuses a file that does not match.
         size_bytes: size of ``file``.
-        benchmark: figures from the benchmark run (dice, hd95, fold_percent, runtime_s...).
+        benchmark: figures from the benchmark run, as ``benchmarks/record_zoo.py`` writes them:
+            ``{"command", "date", "cases": {case: {"dice_before", "dice_after", "time_s"...}}}``
+            (a flat ``{"dice": ..., "runtime_s": ...}`` is read too).
         description: one or two sentences for the model chooser.
+        held_out: figures on anatomy held out of training (the training run's validation on
+            held-out anatomies): ``{"data": what was held out, "dice": ..., ...}``; empty when
+            the model was trained before such figures were recorded.
     """
 
     id: str
@@ -61,6 +66,7 @@ class ZooEntry:
     size_bytes: int = 0
     benchmark: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    held_out: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_model_id(self.id)
@@ -210,11 +216,51 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _case_summary(case: str, figures: Mapping[str, Any]) -> str:
+    """``"mni2009c_dkt_2mm: Dice 0.585->0.767 3.4 s"`` from one benchmark case's figures."""
+    parts = []
+    if "dice_after" in figures:
+        before = f"{_short(figures['dice_before'])}->" if "dice_before" in figures else ""
+        parts.append(f"Dice {before}{_short(figures['dice_after'])}")
+    if "fold_percent" in figures:
+        parts.append(f"folds {_short(figures['fold_percent'])} %")
+    if "time_s" in figures:
+        parts.append(f"{_short(figures['time_s'])} s")
+    return f"{case}: " + " ".join(parts)
+
+
 def benchmark_summary(figures: Mapping[str, Any], keys: Sequence[str] | None = None) -> str:
-    """``"dice 0.812, hd95 3.1, fold_percent 0.02"`` from the figures (``-`` if none)."""
+    """One line from a model's benchmark figures (``-`` if none).
+
+    The manifest's records (``benchmarks/record_zoo.py``) keep their figures per case under
+    ``"cases"``: each case gives ``"case: Dice before->after folds % s"``, cases joined by
+    ``"; "``. (Looking for ``dice`` at the top level of such a record is why ``zoo list``
+    showed an empty benchmark column.) A flat record gives ``"dice 0.812, hd95 3.1"``.
+    """
+    cases = figures.get("cases")
+    if isinstance(cases, Mapping) and cases:
+        return "; ".join(_case_summary(c, f) for c, f in sorted(cases.items()))
     keys = keys or ("dice", "hd95", "fold_percent", "runtime_s")
-    parts = [f"{k} {_short(figures[k])}" for k in keys if k in figures]
+    parts = [f"{k} {_short(figures[k])}" for k in keys
+             if k in figures and not isinstance(figures[k], (Mapping, list))]
     return ", ".join(parts) if parts else "-"
+
+
+def held_out_summary(figures: Mapping[str, Any], short: bool = False) -> str:
+    """A model's held-out figures on one line (``-`` if none); ``short`` (the table): Dice
+    before -> feed-forward (refined), without the description of the data."""
+    if not figures:
+        return "-"
+    if short and "dice_feed_forward" in figures:
+        text = f"Dice {_short(figures.get('dice_before', float('nan')))}->"
+        text += _short(figures["dice_feed_forward"])
+        if "dice_refined" in figures:
+            text += f" (refined {_short(figures['dice_refined'])})"
+        return text
+    parts = [f"{k} {_short(v)}" for k, v in sorted(figures.items())
+             if k != "data" and not isinstance(v, (Mapping, list))]
+    data = f" ({figures['data']})" if figures.get("data") else ""
+    return (", ".join(parts) or "-") + data
 
 
 def format_entries(entries: Sequence[ZooEntry], verbose: bool = False) -> str:
@@ -229,11 +275,19 @@ def format_entries(entries: Sequence[ZooEntry], verbose: bool = False) -> str:
                 if key == "id":
                     continue
                 if key == "benchmark":
-                    value = benchmark_summary(value, keys=sorted(value)) if value else "-"
+                    if value and isinstance(value.get("cases"), Mapping):
+                        lines.append(f"  {'benchmark':<19} {value.get('command', '')} "
+                                     f"({value.get('date', '')})")
+                        lines += [f"  {'':<19} {_case_summary(c, f)}"
+                                  for c, f in sorted(value["cases"].items())]
+                        continue
+                    value = benchmark_summary(value) if value else "-"
+                if key == "held_out":
+                    value = held_out_summary(value)
                 lines.append(f"  {key:<19} {value}")
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks)
-    header = ("id", "method", "dims", "modality", "resolution", "benchmark", "MB")
+    header = ("id", "method", "dims", "modality", "resolution", "held-out", "benchmark", "MB")
     rows = [
         (
             e.id,
@@ -241,6 +295,7 @@ def format_entries(entries: Sequence[ZooEntry], verbose: bool = False) -> str:
             "/".join(f"{d}D" for d in e.dims),
             e.modality,
             e.working_resolution,
+            held_out_summary(e.held_out, short=True),
             benchmark_summary(e.benchmark),
             f"{e.size_bytes / 1e6:.2f}",
         )

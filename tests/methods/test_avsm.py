@@ -300,7 +300,7 @@ def test_estimator_affine_frame_and_field(tmp_path):
     path = _saved_model(tmp_path, "affine", scale=1.1)
     shape, spacing = (21, 27), (2.0, 2.0)  # resampled 21x27, padded to 24x32
     fixed = torch.rand(1, 1, *shape)
-    cfg = avsm.AvsmAffineConfig(affine_steps=2, model_file=str(path))
+    cfg = avsm.AvsmAffineConfig(affine_steps=2, model_file=str(path), refine=False)
     est = _run(avsm.estimate(fixed, fixed.clone(), spacing, cfg, "cpu"))
     assert isinstance(est, Estimate) and est.field.shape == (1, 2, *shape)
     m = est.affine.double()
@@ -318,7 +318,7 @@ def test_estimator_affine_frame_and_field(tmp_path):
 def test_estimator_avsm_runs_and_checks_inputs(tmp_path):
     path = _saved_model(tmp_path, "vsvf")
     fixed = torch.rand(1, 1, 20, 22)
-    cfg = avsm.AvsmConfig(affine_steps=1, vsvf_steps=3, model_file=str(path))
+    cfg = avsm.AvsmConfig(affine_steps=1, vsvf_steps=3, model_file=str(path), refine=False)
     est = _run(avsm.estimate(fixed, fixed.clone(), (2.0, 2.0), cfg, "cpu"))
     assert est.field.shape == (1, 2, 20, 22) and torch.isfinite(est.field).all()
     assert est.info["vsvf_steps"] == 3 and len(est.info["affine_matrix"]) == 3
@@ -397,16 +397,26 @@ def test_widget_runs_each_shipped_model_in_its_worker(model_id, sample_in_widget
     viewer, widget, pair = sample_in_widget(3, model_id)
     scale = pair["fixed"].spacing
     affine_only = model_id.startswith("avsm_affine")
-    expected = ["affine_steps", "model_file"] if affine_only else [
-        "affine_steps", "vsvf_steps", "model_file"]
+    refine = ["refine", "refine_iterations", "refine_regularisation", "refine_control_spacing"]
+    expected = refine + (["affine_steps", "model_file"] if affine_only else [
+        "affine_steps", "vsvf_steps", "model_file"])
     assert [w.name for w in widget.params] == expected
+    assert next(w for w in widget.params if w.name == "refine").value is True  # the default
+    if model_id != "avsm_3d_4mm":  # one model refines in the worker; the others stay quick
+        next(w for w in widget.params if w.name == "refine").value = False
     worker = widget.run(start=False)
     assert worker is not None
     with qtbot.waitSignal(worker.finished, timeout=60_000):
         worker.start()
     result = widget.result
-    assert result is not None and result.affine is not None
     rows = {row[0]: row for row in widget.table_rows()}
+    if affine_only:
+        # the affine model alone is worse than no registration on this pair (Dice 0.605 vs
+        # 0.683): the never-worse guard returns the identity and the table says so
+        assert result.metrics["guard_returned"] == "identity" and result.affine is None
+        assert rows["guard returned"][2] == "identity"
+        return
+    assert result is not None and result.affine is not None
     for i in range(3):  # the world-frame affine, one row of the table per matrix row
         shown = [float(v) for v in rows[f"affine row {i}"][2].split()]
         np.testing.assert_allclose(shown, result.affine[i], rtol=1e-3, atol=1e-3)

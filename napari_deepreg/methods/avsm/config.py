@@ -8,6 +8,7 @@ from typing import Any
 from ...fields import validate
 from ..learned import model_file_param
 from ..net_config import TEMPLATE_ANATOMIES, check_net_config
+from ..refine import RefineSettingsFields
 
 METHOD_ID = "avsm"
 STAGES = ("affine", "vsvf")
@@ -26,8 +27,10 @@ def _affine_steps() -> Any:
 
 
 @dataclass
-class AvsmAffineConfig:
-    """Inference settings of the multi-step affine network alone (``avsm_affine``)."""
+class AvsmAffineConfig(RefineSettingsFields):
+    """Inference settings of the multi-step affine network alone (``avsm_affine``): the
+    test-time refinement (:class:`~..refine.RefineSettingsFields`, a deformable refinement
+    starting from the predicted affine), the affine steps and a model file."""
 
     affine_steps: int = _affine_steps()
     model_file: str = model_file_param()
@@ -37,8 +40,10 @@ class AvsmAffineConfig:
 
 
 @dataclass
-class AvsmConfig:
-    """Inference settings of AVSM: multi-step affine network, then multi-step vSVF."""
+class AvsmConfig(RefineSettingsFields):
+    """Inference settings of AVSM: multi-step affine network, then multi-step vSVF, then the
+    optional test-time refinement (:class:`~..refine.RefineSettingsFields`) starting from the
+    predicted map (affine included)."""
 
     affine_steps: int = _affine_steps()
     vsvf_steps: int = field(

@@ -25,6 +25,7 @@ from ..learned import (
     target_device,
 )
 from ..models import model_file_notes
+from ..refine import maybe_refine, refine_steps
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
 from .config import GRID_MULTIPLE, METHOD_ID, AvsmAffineConfig, AvsmConfig, AvsmNetConfig
@@ -97,20 +98,22 @@ def estimate(
         model_id: the zoo model (bound by :func:`zoo_method_spec`); ``config.model_file`` wins.
 
     Returns:
-        :class:`Estimate`: field ``(1, D, *S)`` mm (the affine included), the affine
-        ``(D+1, D+1)`` in the grid frame, ``info`` with the working grid and the affine.
+        :class:`Estimate`: field ``(1, D, *S)`` mm (the affine included, refined when
+        ``config.refine``), the predicted affine ``(D+1, D+1)`` in the grid frame, ``info`` with
+        the working grid, the affine and the refinement's figures.
     """
     cfg = config if config is not None else AvsmConfig()
     dev = target_device(fixed, device)
     source = model_source(cfg, model_id, METHOD_ID)
     ndim = check_pair(fixed, moving)
     vsvf_steps = int(getattr(cfg, "vsvf_steps", 0))
-    yield Progress(0, 2, "loading model")
+    total = 2 + refine_steps(cfg)
+    yield Progress(0, total, "loading model")
     model, net_config = load_model(source, dev)
     check_model_dims(source, net_config.dims, ndim)
     if vsvf_steps and model.momentum is None:
         raise InputError(f"model {source} is affine-only; use vsvf_steps 0 or an avsm model")
-    yield Progress(1, 2, f"{cfg.affine_steps} affine + {vsvf_steps} vSVF steps")
+    yield Progress(1, total, f"{cfg.affine_steps} affine + {vsvf_steps} vSVF steps")
     field, matrix, info = predict(
         model, net_config, fixed.to(dev).float(), moving.to(dev).float(), spacing,
         cfg.affine_steps, vsvf_steps,
@@ -120,7 +123,12 @@ def estimate(
     info["affine_steps"] = cfg.affine_steps
     info["vsvf_steps"] = vsvf_steps
     info["affine_matrix"] = matrix.cpu().tolist()
-    yield Progress(2, 2, "done")
+    # the refinement starts from the whole map (affine included) and keeps the affine in it
+    if refine_steps(cfg):
+        affine = affine_to_field(matrix.to(field), tuple(fixed.shape[2:]), spacing)
+        field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total,
+                                        affine_field=affine)
+    yield Progress(total, total, "done")
     return Estimate(field=field, affine=matrix.float().cpu(), info=info)
 
 

@@ -26,7 +26,7 @@ from ..learned import (
     target_device,
 )
 from ..models import model_file_notes
-from ..refine import RefineSettings, refine_field
+from ..refine import maybe_refine, refine_steps
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
 from .config import METHOD_ID, SemanticBSplineConfig, SemanticBSplineNetConfig
@@ -121,7 +121,7 @@ def estimate(
     dev = target_device(fixed, device)
     source = model_source(cfg, model_id, METHOD_ID)
     ndim = check_pair(fixed, moving)
-    total = 2 + (cfg.refine_iterations if cfg.refine else 0)
+    total = 2 + refine_steps(cfg)
     yield Progress(0, total, "loading model")
     model, net_config = load_model(source, dev)
     check_model_dims(source, net_config.dims, ndim)
@@ -129,11 +129,7 @@ def estimate(
     field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
     info["model"] = str(source)
     info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
-    if cfg.refine:
-        field, info["refinement"] = yield from refine_field(
-            fixed, moving, spacing, field, RefineSettings.of(cfg), dev, step_offset=2,
-            total=total,
-        )
+    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
     yield Progress(total, total, "done")
     return Estimate(field=field, affine=None, info=info)
 
