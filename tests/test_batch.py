@@ -141,6 +141,23 @@ def test_plan_cluster_keeps_within_the_cores():
     assert plan_cluster(10, gpus=3, cores=8, memory=64 * 2**30).workers == 3
 
 
+def test_cli_usage_and_bad_parameters_fail_before_any_work(tmp_path, capsys):
+    assert cli.main(["batch", "--help"]) == 0
+    assert "cohort.csv" in capsys.readouterr().out
+    _cohort(tmp_path)
+    out = tmp_path / "out"
+    pattern = str(tmp_path / "data" / "{subject}.nii.gz")
+    atlas = str(tmp_path / "data" / "fixed.nii.gz")
+    assert cli.main(["batch", pattern, "--atlas", atlas, "--out", str(out),
+                     "--param", "bogus=1"]) == 2
+    assert "unknown parameter 'bogus'" in capsys.readouterr().err
+    assert cli.main(["batch", pattern, "--pattern", "colour=x", "--atlas", atlas,
+                     "--out", str(out)]) == 2
+    assert "ROLE=TEMPLATE" in capsys.readouterr().err
+    assert cli.main(["batch", str(tmp_path / "none.csv"), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- on the cluster
 
 

@@ -130,6 +130,9 @@ def finished_outcome(pair: Pair, job: BatchJob) -> PairOutcome | None:
         summary = json.loads((folder / OUTPUTS[_METRICS_KEY]).read_text())
     except (OSError, ValueError):
         return None
+    metrics = summary.get("metrics", {}) if isinstance(summary, dict) else {}
+    if job.hausdorff and "dice_after" in metrics and "hd95_after" not in metrics:
+        return None  # measured without HD95 before; this run wants it
     return PairOutcome(pair.name, folder, SKIPPED, summary=summary)
 
 
