@@ -153,6 +153,8 @@ def plot_cohort(outcomes: Sequence[PairOutcome], path: str | Path,
     bottom.bar(range(len(done)), [f if f is not None else 0.0 for f in folds], color="tab:red")
     bottom.set_xticks(range(len(done)), [o.name for o in done],
                       rotation=90 if len(done) > 8 else 0)
+    known = [f for f in folds if f is not None]
+    bottom.set_ylim(0.0, max(max(known, default=0.0) * 1.15, 0.01))  # no negative axis at 0 %
     bottom.set_ylabel("folds (% of voxels)")
     bottom.set_title("folds per pair (Jacobian determinant <= 0)")
     path = Path(path)
