@@ -419,6 +419,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         training.add_train_arguments(p)
         p.set_defaults(func=training.train_from_args)
 
+    p = sub.add_parser("batch", help="register a cohort of pairs on Dask (see batch -h)")
+    if command in (None, "batch"):
+        from . import batch
+
+        batch.add_batch_arguments(p)
+        p.set_defaults(func=lambda a: batch.batch_from_args(a, read_points=read_points_csv))
+
     p = sub.add_parser("zoo", help="list, check or add pretrained models")
     if command in (None, "zoo"):
         from . import zoo

@@ -129,6 +129,11 @@ def _external(path: Path, name: str) -> set[str]:
         ("napari_deepreg.result", ("napari_deepreg.methods", "napari_deepreg.training")),
         ("napari_deepreg.fields", ("napari_deepreg.methods", "napari_deepreg.training")),
         ("napari_deepreg.qa", ("napari_deepreg._napari", "napari_deepreg.training")),
+        (
+            "napari_deepreg.batch",
+            ("napari_deepreg._napari", "napari_deepreg.training", "napari_deepreg.data",
+             "napari_deepreg.cli"),
+        ),
     ],
 )
 def test_layer_does_not_import(layer, forbidden):
