@@ -23,6 +23,8 @@ WARPED_COLORMAP = "magenta"
 MAGNITUDE_COLORMAP = "viridis"
 # napari's label-colour mapping: folded voxels (1) red, the rest transparent
 FOLD_COLORMAP: dict[int | None, str] = {1: "red", None: "transparent"}
+# opacity of the Jacobian and displacement heatmaps: the anatomy stays readable underneath
+HEATMAP_OPACITY = 0.6
 # grid line half-width in voxels: lines about one voxel wide, anti-aliased
 GRID_WIDTH = 0.6
 # napari colormap spec: transparent at 0, opaque yellow at 1 (readable over bright and dark
@@ -242,6 +244,33 @@ def checkerboard(
     return np.where(parity % 2 == 0, a, b).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- legend
+
+
+def heatmap_legend(
+    jacobian_limits: Sequence[float] | None = None,
+    magnitude_limits: Sequence[float] | None = None,
+    folds: bool = False,
+    grid: bool = False,
+) -> list[str]:
+    """What the colours of the shown result layers mean, one line per layer (the viewer's text
+    overlay and the widget's legend): colormap, range and what its ends stand for."""
+    lines = []
+    if jacobian_limits is not None:
+        lo, hi = (float(v) for v in jacobian_limits)
+        lines.append(f"Jacobian det. ({JACOBIAN_COLORMAP}): blue {lo:.2f} = compression, "
+                     f"white 1 = volume kept, red {hi:.2f} = expansion")
+    if magnitude_limits is not None:
+        lo, hi = (float(v) for v in magnitude_limits)
+        lines.append(f"displacement ({MAGNITUDE_COLORMAP}): {lo:.1f} mm dark to {hi:.1f} mm "
+                     "yellow")
+    if folds:
+        lines.append("folds: red voxels, Jacobian det. <= 0")
+    if grid:
+        lines.append("grid: yellow lines of the moving grid, pulled back onto the fixed image")
+    return lines
+
+
 # --------------------------------------------------------------------------- layer styles
 
 
@@ -304,6 +333,7 @@ __all__ = [
     "FOLD_COLORMAP",
     "GRID_COLORMAP",
     "GRID_WIDTH",
+    "HEATMAP_OPACITY",
     "JACOBIAN_COLORMAP",
     "MAGNITUDE_COLORMAP",
     "WARPED_COLORMAP",
@@ -314,6 +344,7 @@ __all__ = [
     "fold_mask",
     "grid_lines",
     "grid_period",
+    "heatmap_legend",
     "intensity_limits",
     "jacobian_display",
     "magnitude_display",

@@ -1,0 +1,74 @@
+"""The canvas legend: what the colours of the shown result layers mean, and the scale bar.
+
+napari has no colour bar for an Image layer; the legend is the viewer's text overlay, one line
+per shown layer (:func:`napari_deepreg.qa.display.heatmap_legend`: colormap, contrast limits,
+what each end means), kept in step with the layers' visibility. The scale bar (mm) is turned on
+with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..qa.display import WARPED_COLORMAP, heatmap_legend
+from ._layers import METADATA_KEY, is_result_layer
+
+OVERLAY_FONT_SIZE = 10
+
+
+def _roles(viewer: Any) -> dict[str, Any]:
+    return {
+        layer.metadata[METADATA_KEY].get("role", ""): layer
+        for layer in viewer.layers
+        if is_result_layer(layer.name, layer.metadata)
+    }
+
+
+def legend_lines(viewer: Any) -> list[str]:
+    """The legend of the result layers now visible in ``viewer`` (empty when there are none)."""
+    roles = {role: layer for role, layer in _roles(viewer).items() if layer.visible}
+    lines = []
+    if "warped" in roles:
+        lines.append(f"warped moving: {WARPED_COLORMAP}, added to the grey fixed image "
+                     "(white where they agree)")
+    if "warped_labels" in roles:
+        lines.append("warped labels: contours in the label colours")
+    jac = roles.get("jacobian")
+    mag = roles.get("magnitude")
+    lines += heatmap_legend(
+        jacobian_limits=None if jac is None else jac.contrast_limits,
+        magnitude_limits=None if mag is None else mag.contrast_limits,
+        folds="folds" in roles,
+        grid="grid" in roles,
+    )
+    return lines
+
+
+def update_legend(viewer: Any, *_: Any) -> None:
+    """Write :func:`legend_lines` into the viewer's text overlay (hidden when empty)."""
+    lines = legend_lines(viewer)
+    overlay = viewer.text_overlay
+    overlay.text = "\n".join(lines)
+    overlay.visible = bool(lines)
+
+
+def show_legend(viewer: Any) -> None:
+    """Turn on the scale bar (mm) and the legend, and keep the legend in step with the result
+    layers' visibility and contrast limits (each layer is connected once)."""
+    viewer.scale_bar.visible = True
+    viewer.scale_bar.unit = "mm"
+    overlay = viewer.text_overlay
+    overlay.position = "top_left"
+    overlay.font_size = OVERLAY_FONT_SIZE
+    overlay.color = "white"
+    for layer in _roles(viewer).values():
+        if getattr(layer, "_deepreg_legend", False):
+            continue
+        layer.events.visible.connect(lambda *_: update_legend(viewer))
+        if hasattr(layer.events, "contrast_limits"):
+            layer.events.contrast_limits.connect(lambda *_: update_legend(viewer))
+        layer._deepreg_legend = True  # connected; a re-run updates the layer in place
+    update_legend(viewer)
+
+
+__all__ = ["legend_lines", "show_legend", "update_legend"]
