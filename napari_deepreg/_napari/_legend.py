@@ -44,10 +44,19 @@ def legend_lines(viewer: Any) -> list[str]:
     return lines
 
 
+def canvas_overlay(viewer: Any, name: str) -> Any:
+    """The viewer's ``text`` or ``scale_bar`` overlay (``viewer.canvas.overlays`` since napari
+    0.9, ``viewer.text_overlay`` / ``viewer.scale_bar`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is not None and hasattr(canvas, "overlays"):
+        return getattr(canvas.overlays, name)
+    return getattr(viewer, "text_overlay" if name == "text" else name)
+
+
 def update_legend(viewer: Any, *_: Any) -> None:
     """Write :func:`legend_lines` into the viewer's text overlay (hidden when empty)."""
     lines = legend_lines(viewer)
-    overlay = viewer.text_overlay
+    overlay = canvas_overlay(viewer, "text")
     overlay.text = "\n".join(lines)
     overlay.visible = bool(lines)
 
@@ -55,9 +64,9 @@ def update_legend(viewer: Any, *_: Any) -> None:
 def show_legend(viewer: Any) -> None:
     """Turn on the scale bar (mm) and the legend, and keep the legend in step with the result
     layers' visibility and contrast limits (each layer is connected once)."""
-    viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "mm"
-    overlay = viewer.text_overlay
+    # the bar's unit comes from the layers' units (napari >= 0.9): the result layers are in mm
+    canvas_overlay(viewer, "scale_bar").visible = True
+    overlay = canvas_overlay(viewer, "text")
     overlay.position = "top_left"
     overlay.font_size = OVERLAY_FONT_SIZE
     overlay.color = "white"
@@ -71,4 +80,4 @@ def show_legend(viewer: Any) -> None:
     update_legend(viewer)
 
 
-__all__ = ["legend_lines", "show_legend", "update_legend"]
+__all__ = ["canvas_overlay", "legend_lines", "show_legend", "update_legend"]

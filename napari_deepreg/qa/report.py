@@ -203,9 +203,9 @@ def report_png(
         Line2D([], [], color=(0.85, 0.1, 0.85), lw=6, label="moving / warped image only"),
     ]
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=9, frameon=False)
+    note = ORIENTATION_NOTE if ndim == 3 else ORIENTATION_NOTE_2D
     fig.suptitle(f"registration report: {result.method}"
-                 + (f" / {result.model}" if result.model else "") + f"\n{ORIENTATION_NOTE if ndim == 3 else ORIENTATION_NOTE_2D}",
-                 fontsize=10)
+                 + (f" / {result.model}" if result.model else "") + f"\n{note}", fontsize=10)
 
     _label_table(fig.add_subplot(table_cell), result)
     _text_box(fig.add_subplot(text_cell), result, clusters)
