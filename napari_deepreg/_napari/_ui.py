@@ -84,6 +84,19 @@ def group(title: str, widget: QWidget) -> QGroupBox:
     return box
 
 
+def section(title: str, widget: QWidget, expanded: bool = False) -> QWidget:
+    """``widget`` under a title that folds it away (collapsed unless ``expanded``)."""
+    from superqt import QCollapsible
+
+    box = QCollapsible(title)
+    box.addWidget(widget)
+    if expanded:
+        box.expand(animate=False)
+    else:
+        box.collapse(animate=False)
+    return box
+
+
 def scrolling(parent: QWidget, content: QWidget) -> None:
     """Fill ``parent`` with ``content`` in a vertical scroll area: the dock does not scroll by
     itself, and a short screen must still reach every control."""

@@ -30,6 +30,8 @@ from ..qa import metrics_rows
 from ..result import Progress, RegistrationResult
 from ..volume import InputError
 from . import _ui
+from ._compare import ComparePanel
+from ._folds import FoldsPanel
 from ._inputs import LayerInputs
 from ._layers import (
     GRID_NAME,
@@ -107,6 +109,8 @@ class RegistrationWidget(SaveActions, QWidget):
             "transform) and, for methods with an affine stage, affine.tfm (ITK affine transform)",
         )
 
+        self.compare = ComparePanel(napari_viewer)  # checkerboard / difference / flicker
+        self.folds = FoldsPanel(napari_viewer)  # fold clusters, click to go there
         method_group = _ui.group("Method", method_box.native)
         method_group.layout().addWidget(self.params_box)
         metrics = _ui.column(
@@ -120,6 +124,8 @@ class RegistrationWidget(SaveActions, QWidget):
             self.progress,
             self.status,
             _ui.group("Metrics", metrics),
+            _ui.section("Compare fixed and warped", self.compare),
+            _ui.section("Folds", self.folds),
             margins=None,
         )
         _ui.scrolling(self, content)
@@ -321,6 +327,9 @@ class RegistrationWidget(SaveActions, QWidget):
         _ui.fill_table(self.label_table, label_rows, header)
         self.label_table.setVisible(bool(label_rows))
         show_legend(self.viewer)
+        fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
+        self.folds.show_result(result, fixed_labels)
+        self.compare.set_result(result, None if job is None else job.fixed.array)
         for button in (self.save_button, self.transform_button, self.report_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)

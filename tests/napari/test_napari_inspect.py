@@ -155,3 +155,56 @@ def test_the_reader_names_labels_from_a_table_beside_the_file(make_napari_viewer
     from napari_deepreg._napari._inputs import layer_label_names
 
     assert layer_label_names(layer) == {3: "left putamen", 8: "right putamen"}
+
+
+def test_fold_clusters_list_the_planted_fold_and_a_click_goes_there(sample_run):
+    viewer, widget = sample_run
+    panel = widget.folds
+    assert panel.clusters, panel.summary.text()
+    top = panel.clusters[0]
+    assert np.allclose(top["centroid_vox"], FOLD_AT, atol=1.5)
+    assert top["min_jacobian"] <= -0.5
+    rows = panel.rows()
+    assert rows[0][0] == "1" and int(rows[0][1]) == top["size_vox"]
+    assert rows[0][5] != ""  # the structure it sits in, by name
+    # fold % per structure: the planted fold lies in the labelled brain
+    per_label = {r[0]: r for r in panel.label_rows()}
+    assert "1 Left-GM" in per_label
+    assert any(float(r[2]) > 0 for r in per_label.values())
+    # a click on the row moves the slider and the camera there, and shows the folds
+    viewer.dims.set_point(0, 0.0)
+    panel.table.cellClicked.emit(0, 0)
+    world = np.asarray(top["centroid_mm"])
+    assert np.allclose(viewer.camera.center[-2:], world[-2:], atol=1e-3)
+    assert viewer.layers[FOLDS_NAME].visible
+
+
+def test_checkerboard_has_tiles_of_the_stated_size_and_flicker_alternates(sample_run):
+    from napari_deepreg._napari._compare import COMPARE_NAME
+    from napari_deepreg.qa.compare import unit_range
+
+    viewer, widget = sample_run
+    panel = widget.compare
+    panel.mode.setCurrentText("checkerboard")
+    panel.tile_mm.setValue(12.0)
+    layer = panel.show_comparison()
+    assert layer.name == COMPARE_NAME and COMPARE_NAME in viewer.layers
+    fixed, warped = unit_range(widget._inputs_used.fixed.array), unit_range(widget.result.warped)
+    data = np.asarray(layer.data)
+    spacing = widget.result.spacing
+    # tile (i, j) = floor(index * spacing / 12 mm): fixed where i + j is even, warped elsewhere
+    yy, xx = np.meshgrid(*[np.arange(n) for n in data.shape], indexing="ij")
+    parity = (np.floor(yy * spacing[0] / 12.0) + np.floor(xx * spacing[1] / 12.0)) % 2 == 0
+    np.testing.assert_allclose(data, np.where(parity, fixed, warped))
+    np.testing.assert_allclose(layer.scale, spacing)
+    # difference and red/cyan replace it in the same layer
+    panel.mode.setCurrentText("red/cyan")
+    assert panel.show_comparison().rgb
+    # flicker: fixed, then warped, then fixed
+    panel.flicker.setChecked(True)
+    assert panel.timer.isActive()
+    np.testing.assert_allclose(viewer.layers[COMPARE_NAME].data, fixed)
+    panel.flick()
+    np.testing.assert_allclose(viewer.layers[COMPARE_NAME].data, warped)
+    panel.flicker.setChecked(False)
+    assert not panel.timer.isActive()
