@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QW
 from ..qa import compare
 from ..result import RegistrationResult
 from . import _ui
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, WARPED_LABELS_NAME
 
 COMPARE_NAME = PREFIX + "fixed vs warped"
 FLICKER_MS = 500
@@ -94,9 +94,12 @@ class ComparePanel(QWidget):
             return old
         if old is not None:
             layers.remove(old)
-        return self.viewer.add_image(
+        layer = self.viewer.add_image(
             data, name=COMPARE_NAME, scale=result.grid.spacing, translate=result.grid.origin,
             metadata=metadata, **style)
+        if WARPED_LABELS_NAME in layers:  # under the label contours, which stay readable
+            layers.move(layers.index(COMPARE_NAME), layers.index(WARPED_LABELS_NAME))
+        return layer
 
     def show_comparison(self) -> Any:
         """Add (or update) the comparison layer; returns it."""

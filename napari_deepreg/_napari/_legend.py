@@ -13,7 +13,7 @@ from typing import Any
 from ..qa.display import WARPED_COLORMAP, heatmap_legend
 from ._layers import METADATA_KEY, is_result_layer
 
-OVERLAY_FONT_SIZE = 10
+OVERLAY_FONT_SIZE = 8
 
 
 def _roles(viewer: Any) -> dict[str, Any]:
@@ -28,11 +28,12 @@ def legend_lines(viewer: Any) -> list[str]:
     """The legend of the result layers now visible in ``viewer`` (empty when there are none)."""
     roles = {role: layer for role, layer in _roles(viewer).items() if layer.visible}
     lines = []
+    if roles:
+        lines.append("scale bar: world units are mm")
     if "warped" in roles:
-        lines.append(f"warped moving: {WARPED_COLORMAP}, added to the grey fixed image "
-                     "(white where they agree)")
+        lines.append(f"warped: {WARPED_COLORMAP} over grey fixed (white = agree)")
     if "warped_labels" in roles:
-        lines.append("warped labels: contours in the label colours")
+        lines.append("warped labels: contours")
     jac = roles.get("jacobian")
     mag = roles.get("magnitude")
     lines += heatmap_legend(
@@ -66,6 +67,8 @@ def show_legend(viewer: Any) -> None:
     layers' visibility and contrast limits (each layer is connected once)."""
     # the bar's unit comes from the layers' units (napari >= 0.9): the result layers are in mm
     canvas_overlay(viewer, "scale_bar").visible = True
+    # (setting the layers' units to mm would label the bar "mm", but changing units under
+    # existing layers blanked the canvas in napari 0.9; the legend states the unit instead)
     overlay = canvas_overlay(viewer, "text")
     overlay.position = "top_left"
     overlay.font_size = OVERLAY_FONT_SIZE

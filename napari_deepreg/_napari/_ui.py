@@ -139,8 +139,10 @@ def _fit_height(table: QTableWidget) -> None:
 def fill_table(
     table: QTableWidget, rows: Sequence[Sequence[str]], header: Sequence[str] | None = None
 ) -> None:
-    """Show ``rows`` of text in ``table`` (numbers right-aligned; ``header`` replaces the column
-    titles), then fit the columns to their text and the height to the rows."""
+    """Show ``rows`` of text in ``table`` (``header`` replaces the column titles), then fit the
+    columns to their text and the height to the rows. Text is left-aligned: a long entry (an
+    affine row) widens its column, and a short number right-aligned in that column would sit
+    past the dock's edge."""
     if header is not None:
         table.setColumnCount(len(header))
         table.setHorizontalHeaderLabels(list(header))
@@ -149,8 +151,6 @@ def fill_table(
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)
             item.setToolTip(text)
-            if c:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)
     table.resizeColumnsToContents()
     table.resizeRowsToContents()

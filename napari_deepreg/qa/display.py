@@ -253,21 +253,20 @@ def heatmap_legend(
     folds: bool = False,
     grid: bool = False,
 ) -> list[str]:
-    """What the colours of the shown result layers mean, one line per layer (the viewer's text
-    overlay and the widget's legend): colormap, range and what its ends stand for."""
+    """What the colours of the shown result layers mean, one short line per layer (the viewer's
+    text overlay, which does not wrap): colormap and range (blue < 1 compresses, red > 1
+    expands)."""
     lines = []
     if jacobian_limits is not None:
         lo, hi = (float(v) for v in jacobian_limits)
-        lines.append(f"Jacobian det. ({JACOBIAN_COLORMAP}): blue {lo:.2f} = compression, "
-                     f"white 1 = volume kept, red {hi:.2f} = expansion")
+        lines.append(f"Jacobian ({JACOBIAN_COLORMAP}): {lo:.2f} blue, 1 white, {hi:.2f} red")
     if magnitude_limits is not None:
         lo, hi = (float(v) for v in magnitude_limits)
-        lines.append(f"displacement ({MAGNITUDE_COLORMAP}): {lo:.1f} mm dark to {hi:.1f} mm "
-                     "yellow")
+        lines.append(f"displacement ({MAGNITUDE_COLORMAP}): {lo:.1f} to {hi:.1f} mm")
     if folds:
-        lines.append("folds: red voxels, Jacobian det. <= 0")
+        lines.append("folds: red, Jacobian <= 0")
     if grid:
-        lines.append("grid: yellow lines of the moving grid, pulled back onto the fixed image")
+        lines.append("grid: moving grid lines, pulled back")
     return lines
 
 
