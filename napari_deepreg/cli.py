@@ -211,6 +211,13 @@ def cmd_register(args: argparse.Namespace) -> int:
     )
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
+    # the labels' names, from a lookup table beside the label file (ITK-SNAP, FreeSurfer LUT,
+    # CSV/TSV), go into labels.csv and the report
+    from .qa.label_names import find_label_names
+
+    for labels_path in (args.fixed_labels, args.moving_labels):
+        if labels_path and not result.label_names:
+            result.label_names, _ = find_label_names(labels_path)
 
     inputs = {name: getattr(args, name) for name in (
         "fixed", "moving", "fixed_labels", "moving_labels", "fixed_points", "moving_points")}
@@ -396,7 +403,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="Dice/HD95 of warped labels, folds of a field",
                        description="Compare WARPED_LABELS with FIXED_LABELS (same grid); with "
-                       "--field also fold %% and SDlogJ of the displacement field.")
+                       "--field also fold % and SDlogJ of the displacement field.")
     p.add_argument("fixed_labels", metavar="FIXED_LABELS")
     p.add_argument("warped_labels", metavar="WARPED_LABELS")
     p.add_argument("--moving-labels", metavar="M",

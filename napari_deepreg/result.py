@@ -97,6 +97,9 @@ class RegistrationResult:
         method, model: method id and zoo model id (None for optimisation methods).
         parameters: the config the method ran with, as a dict.
         notes: messages for the user (input resampled, direction matrix ignored...).
+        label_names: ``{label: name}`` for the label rows of tables and reports (read from the
+            lookup table beside the label file, a layer's features or the sample's
+            ``labels.csv``); empty when the labels have no names.
     """
 
     warped: np.ndarray
@@ -112,6 +115,7 @@ class RegistrationResult:
     model: str | None
     parameters: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    label_names: dict[int, str] = field(default_factory=dict)
 
     @property
     def spacing(self) -> tuple[float, ...]:

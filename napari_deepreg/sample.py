@@ -84,7 +84,12 @@ def load_sample(name: str) -> dict[str, Any]:
         out[part] = vol
     field, _ = read_field(files["field"], out["fixed"])
     out["field"] = field
-    out["label_names"] = {int(k): v for k, v in meta.get("label_names", {}).items()}
+    # the names a user's other tools read too: sample_data/labels.csv (label,name,description),
+    # found the way the reader and the CLI find a table beside any label file
+    from .qa.label_names import find_label_names
+
+    names, _ = find_label_names(files["fixed_labels"])
+    out["label_names"] = names or {int(k): v for k, v in meta.get("label_names", {}).items()}
     out["meta"] = meta
     for part in ("fixed_labels", "moving_labels"):
         out[part].metadata["names"] = out["label_names"]

@@ -31,6 +31,7 @@ carries non-commercial terms, so those files are for local use and are not commi
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import sys
@@ -157,6 +158,22 @@ def write_pair(prefix: str, out: Path, pair: dict, meta: dict) -> list[Path]:
     path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     files.append(path)
     return files
+
+
+def write_label_table(out: Path, names: dict[int, str]) -> Path:
+    """``labels.csv`` (``label,name,description``) beside the label maps: the names the plugin's
+    reader, the CLI and ``load_sample`` show in the metrics tables and the report."""
+    described = {"GM": "grey matter", "WM": "white matter", "CSF": "cerebrospinal fluid"}
+    path = out / "labels.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["label", "name", "description"])
+        for label in sorted(names):
+            side, _, tissue = str(names[label]).partition("-")
+            text = (f"{side.lower()} {described[tissue]}" if tissue in described
+                    else "outside the brain mask" if label == 0 else str(names[label]))
+            writer.writerow([label, names[label], text])
+    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     common = {"anatomy": anatomy, "labels": args.labels,
               "label_names": {str(k): v for k, v in names.items()},
               "builder": "sample_data/build_sample_data.py"}
-    written = []
+    written = [write_label_table(args.out, names)]
     pair3, meta3 = build_3d(t1, lab)
     written += write_pair("brain3d", args.out, pair3, dict(common, **meta3))
     pair2, meta2 = build_2d(t1, lab)

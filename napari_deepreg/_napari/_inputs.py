@@ -48,13 +48,28 @@ def image_volume(layer: Image, what: str) -> Volume:
     )
 
 
+def layer_label_names(layer: Labels) -> dict[int, str]:
+    """``{label: name}`` of a Labels layer: its ``features`` table (``index`` and ``name``
+    columns, as the plugin's reader and sample data set them, so hovering shows the name), else
+    ``metadata["label_names"]``; empty when it has neither."""
+    features = getattr(layer, "features", None)
+    if features is not None and {"index", "name"} <= set(getattr(features, "columns", ())):
+        return {int(i): str(n) for i, n in zip(features["index"], features["name"], strict=True)
+                if str(n) and str(n) != "nan"}
+    names = (layer.metadata or {}).get("label_names") or {}
+    return {int(k): str(v) for k, v in dict(names).items()}
+
+
 def labels_volume(layer: Labels, image: Volume, what: str) -> Volume:
-    """A copy of a Labels layer's data on its image's geometry (the pipeline checks the shape)."""
+    """A copy of a Labels layer's data on its image's geometry (the pipeline checks the shape);
+    the labels' names, when the layer has them, in ``metadata["names"]``."""
     if layer.multiscale:
         raise InputError(f"{what} layer {layer.name!r} is multiscale; open one resolution level")
-    return Volume(
+    volume = Volume(
         np.array(layer.data, copy=True), image.spacing, image.origin, image.direction, layer.name
     )
+    volume.metadata["names"] = layer_label_names(layer)
+    return volume
 
 
 def points_world(layer: Points, ndim: int, what: str) -> np.ndarray:
@@ -185,4 +200,7 @@ class LayerInputs:
         )
 
 
-__all__ = ["LayerInputs", "image_volume", "job_from_layers", "labels_volume", "points_world"]
+__all__ = [
+    "LayerInputs", "image_volume", "job_from_layers", "labels_volume", "layer_label_names",
+    "points_world",
+]

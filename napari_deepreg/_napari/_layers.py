@@ -76,10 +76,12 @@ def result_layers(
     """Layer data tuples ``(data, kwargs, layer_type)`` for every output of a run.
 
     In order (bottom to top): the warped moving image (magenta, additive, to compare with the
-    fixed image underneath), the displacement magnitude (mm, hidden), the Jacobian determinant
-    (diverging map centred on 1, hidden), the deformation grid (yellow lines in the displayed
-    plane, transparent elsewhere), the warped labels (outlined: call :func:`apply_display` on
-    the created layer) when the run had moving labels, and the folds (J <= 0, red). Each sits
+    fixed image underneath; visible), the displacement magnitude (mm, hidden), the Jacobian
+    determinant (diverging map centred on 1, semi-transparent, hidden), the deformation grid
+    (yellow lines in the displayed plane, transparent elsewhere; hidden), the warped labels
+    (contours, visible: call :func:`apply_display` on the created layer) when the run had
+    moving labels, and the folds (J <= 0, red; hidden). What shows after a run is thus the
+    warped image and its label contours over the fixed image; the rest is a tick away. Each sits
     on ``result.grid``: ``scale`` = spacing, ``translate`` = origin and, when the fixed image
     has one, ``metadata["direction"]``.
 
@@ -117,6 +119,7 @@ def result_layers(
             "name": MAGNITUDE_NAME,
             "colormap": mag_cmap,
             "contrast_limits": mag_limits,
+            "opacity": display.HEATMAP_OPACITY,
             "visible": False,
             "metadata": _meta("magnitude", fixed_name, result, units="mm"),
             **geometry,
@@ -131,6 +134,8 @@ def result_layers(
             "name": JACOBIAN_NAME,
             "colormap": jac_cmap,
             "contrast_limits": tuple(float(v) for v in jac_limits),
+            # over the anatomy when shown, never hiding it
+            "opacity": display.HEATMAP_OPACITY,
             "visible": False,
             "metadata": _meta("jacobian", fixed_name, result),
             **geometry,
@@ -147,6 +152,7 @@ def result_layers(
             "blending": "translucent",
             "contrast_limits": (0.0, 1.0),
             "opacity": 0.7,
+            "visible": False,  # one tick away; shown by default it hides the anatomy
             "interpolation2d": "linear",  # smooth lines when zoomed in
             "metadata": _meta("grid", fixed_name, result, displayed_axes=list(axes)),
             **geometry,
@@ -176,6 +182,7 @@ def result_layers(
             "name": FOLDS_NAME,
             "colormap": display.FOLD_COLORMAP,
             "opacity": 0.8,
+            "visible": False,  # listed in the Folds section, which shows them on demand
             "metadata": _meta("folds", fixed_name, result),
             **geometry,
         },

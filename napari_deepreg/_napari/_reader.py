@@ -78,6 +78,17 @@ def volume_to_layer(volume: Volume, filename: str = "") -> LayerDataTuple:
     }
     if not labels:
         kwargs["colormap"] = "gray"
+    elif filename:
+        # a lookup table beside the file (ITK-SNAP, FreeSurfer LUT, CSV/TSV) names the labels:
+        # hovering shows the name, and the widget's tables and report list it
+        from ..qa.label_names import find_label_names
+
+        names, source = find_label_names(filename)
+        if names:
+            ids = sorted(names)
+            kwargs["features"] = {"index": ids, "name": [names[i] for i in ids]}
+            kwargs["metadata"]["label_names"] = {str(i): names[i] for i in ids}
+            kwargs["metadata"]["label_names_file"] = str(source)
     return data, kwargs, "labels" if labels else "image"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import qa
 from ..result import RegistrationResult
@@ -34,6 +35,20 @@ def save_metrics_csv(result: RegistrationResult, path: str | Path) -> list[Path]
     return written
 
 
+def save_report(result: RegistrationResult, job: Any, path: str | Path) -> Path:
+    """Write the one-page PNG report of ``result`` at ``path`` (``.png`` appended when missing).
+
+    ``job`` is the run's :class:`._run.RegistrationJob` (its fixed and moving images and label
+    maps, copied from the layers when the run started): the report's "before" row needs them.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        path = path.with_name(path.name + ".png")
+    return qa.report_png(
+        result, job.fixed, job.moving, job.fixed_labels, path, moving_labels=job.moving_labels
+    )
+
+
 def save_transform(
     result: RegistrationResult, folder: str | Path, overwrite: bool = False,
     log: Callable[[str], None] | None = None,
@@ -52,4 +67,4 @@ def save_transform(
     return write_outputs(result, folder, what=TRANSFORM_OUTPUTS, overwrite=overwrite, log=log)
 
 
-__all__ = ["result_grid", "save_metrics_csv", "save_transform"]
+__all__ = ["result_grid", "save_metrics_csv", "save_report", "save_transform"]

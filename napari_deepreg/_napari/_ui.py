@@ -84,6 +84,19 @@ def group(title: str, widget: QWidget) -> QGroupBox:
     return box
 
 
+def section(title: str, widget: QWidget, expanded: bool = False) -> QWidget:
+    """``widget`` under a title that folds it away (collapsed unless ``expanded``)."""
+    from superqt import QCollapsible
+
+    box = QCollapsible(title)
+    box.addWidget(widget)
+    if expanded:
+        box.expand(animate=False)
+    else:
+        box.collapse(animate=False)
+    return box
+
+
 def scrolling(parent: QWidget, content: QWidget) -> None:
     """Fill ``parent`` with ``content`` in a vertical scroll area: the dock does not scroll by
     itself, and a short screen must still reach every control."""
@@ -97,31 +110,64 @@ def scrolling(parent: QWidget, content: QWidget) -> None:
     outer.addWidget(scroll)
 
 
-def metrics_table() -> QTableWidget:
-    """A read-only ``figure | before | after`` table, the ``after`` column taking the rest."""
-    table = QTableWidget(0, 3)
-    table.setHorizontalHeaderLabels(["figure", "before", "after"])
+def metrics_table(header: Sequence[str] = ("figure", "before", "after")) -> QTableWidget:
+    """A read-only table whose columns are always as wide as their longest text (never cut: a
+    dock narrower than the table scrolls it sideways) and whose height fits its rows (the dock
+    scrolls, not the table)."""
+    table = QTableWidget(0, len(header))
+    table.setHorizontalHeaderLabels(list(header))
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.verticalHeader().setVisible(False)
-    header = table.horizontalHeader()
-    # the figure names and the "before" values are short and always shown whole; long "after"
-    # text (the affine rows) is elided at the dock's edge, in full in its tooltip
-    for col in (0, 1):
-        header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+    table.setWordWrap(False)
+    table.setTextElideMode(Qt.TextElideMode.ElideNone)
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(False)
+    _fit_height(table)
     return table
 
 
-def fill_table(table: QTableWidget, rows: Sequence[Sequence[str]]) -> None:
-    """Show ``rows`` of text in ``table`` (numbers right-aligned)."""
+def _fit_height(table: QTableWidget) -> None:
+    """Make ``table`` exactly as tall as its header, rows and a horizontal scroll bar."""
+    height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+    height += sum(table.rowHeight(r) for r in range(table.rowCount()))
+    height += table.horizontalScrollBar().sizeHint().height()
+    table.setFixedHeight(height)
+
+
+def fill_table(
+    table: QTableWidget, rows: Sequence[Sequence[str]], header: Sequence[str] | None = None
+) -> None:
+    """Show ``rows`` of text in ``table`` (``header`` replaces the column titles), then fit the
+    columns to their text and the height to the rows. Text is left-aligned: a long entry (an
+    affine row) widens its column, and a short number right-aligned in that column would sit
+    past the dock's edge."""
+    if header is not None:
+        table.setColumnCount(len(header))
+        table.setHorizontalHeaderLabels(list(header))
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             item = QTableWidgetItem(text)
             item.setToolTip(text)
-            if c:
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)
+    table.resizeColumnsToContents()
+    table.resizeRowsToContents()
+    _fit_height(table)
+
+
+def cut_cells(table: QTableWidget) -> list[str]:
+    """Texts (headers included) wider than their column: what a reader would see cut."""
+    metrics = table.fontMetrics()
+    cut = []
+    for c in range(table.columnCount()):
+        width = table.columnWidth(c)
+        header = table.horizontalHeaderItem(c)
+        texts = [header.text() if header else ""]
+        texts += [table.item(r, c).text() for r in range(table.rowCount()) if table.item(r, c)]
+        cut += [t for t in texts if metrics.horizontalAdvance(t) > width]
+    return cut
 
 
 def table_text(table: QTableWidget) -> list[tuple[str, ...]]:

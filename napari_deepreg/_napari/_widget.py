@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
+from qtpy.QtWidgets import QProgressBar, QWidget
 from superqt import QCollapsible
 
 from .. import qa
-from ..core.device import DEVICE_CHOICES
+from ..core.device import DEVICE_CHOICES, resolve_device
 from ..methods import MethodSpec, available_methods, get_method
 from ..qa import metrics_rows
 from ..result import Progress, RegistrationResult
 from ..volume import InputError
-from . import _save, _ui
+from . import _ui
+from ._compare import ComparePanel
+from ._folds import FoldsPanel
 from ._inputs import LayerInputs
 from ._layers import (
     GRID_NAME,
@@ -41,8 +42,10 @@ from ._layers import (
     replace_result_layers,
     result_layers,
 )
+from ._legend import show_legend
 from ._parameters import parameter_values, parameter_widgets
 from ._run import RegistrationJob, RunFailure, run_job
+from ._save_actions import SaveActions
 
 if TYPE_CHECKING:
     import napari
@@ -53,7 +56,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["RegistrationWidget", "metrics_rows", "parameter_values", "parameter_widgets"]
 
 
-class RegistrationWidget(QWidget):
+class RegistrationWidget(SaveActions, QWidget):
     """Dock widget: fixed/moving layers (+ labels, points), method, parameters, device, run."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None):
@@ -63,6 +66,7 @@ class RegistrationWidget(QWidget):
         self.result: RegistrationResult | None = None  # the last finished run
         self._transform_folder = ""  # where the last transform was saved (the dialog opens there)
         self._job: RegistrationJob | None = None
+        self._inputs_used: RegistrationJob | None = None  # the job of the result shown
         self._cancel_requested = False
 
         # inputs: combo boxes whose choices are read from the viewer's layer list
@@ -90,7 +94,14 @@ class RegistrationWidget(QWidget):
         self.status = _ui.status_label("ready")
 
         self.table = _ui.metrics_table()
+        self.label_table = _ui.metrics_table(("label",))  # per-label figures, with names
+        self.label_table.setVisible(False)
         self.save_button = _ui.button("Save CSV", self._ask_save_csv, enabled=False)
+        self.report_button = _ui.button(
+            "Save report…", self._ask_save_report, enabled=False,
+            tooltip="one-page PNG: before/after overlays in three planes (radiological), the "
+            "Jacobian with its colour bar and fold clusters, per-label Dice/HD95, parameters",
+        )
         self.transform_button = _ui.button(
             "Save transform…", self._ask_save_transform, enabled=False,
             tooltip="write the last run's transform into a folder, as the CLI does: field.nii.gz "
@@ -98,9 +109,14 @@ class RegistrationWidget(QWidget):
             "transform) and, for methods with an affine stage, affine.tfm (ITK affine transform)",
         )
 
+        self.compare = ComparePanel(napari_viewer)  # checkerboard / difference / flicker
+        self.folds = FoldsPanel(napari_viewer)  # fold clusters, click to go there
         method_group = _ui.group("Method", method_box.native)
         method_group.layout().addWidget(self.params_box)
-        metrics = _ui.column(self.table, _ui.row(self.save_button, self.transform_button))
+        metrics = _ui.column(
+            self.table, self.label_table,
+            _ui.row(self.save_button, self.report_button, self.transform_button),
+        )
         content = _ui.column(
             _ui.group("Input", self.inputs.container.native),
             method_group,
@@ -108,6 +124,8 @@ class RegistrationWidget(QWidget):
             self.progress,
             self.status,
             _ui.group("Metrics", metrics),
+            _ui.section("Compare fixed and warped", self.compare),
+            _ui.section("Folds", self.folds),
             margins=None,
         )
         _ui.scrolling(self, content)
@@ -229,7 +247,7 @@ class RegistrationWidget(QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the first progress report
-        self._set_status(f"running {job.method} on {self.device.value}...")
+        self._set_status(f"running {job.method} on {_device_text(job.device)}...")
         if start:
             worker.start()
         return worker
@@ -277,6 +295,9 @@ class RegistrationWidget(QWidget):
     def _set_status(self, text: str) -> None:
         self.status.setText(text)
 
+    def _error(self, text: str) -> None:
+        show_error(text)
+
     # ----------------------------------------------------------------- results
 
     def _displayed_axes(self, ndim: int) -> tuple[int, ...]:
@@ -295,13 +316,27 @@ class RegistrationWidget(QWidget):
         replace_result_layers(
             self.viewer.layers, result_layers(result, fixed_name, moving_name, axes)
         )
-        self.result = result
+        self.result, self._inputs_used = result, job
+        if job is not None and not result.label_names:  # names from the labels layers
+            for labels in (job.fixed_labels, job.moving_labels):
+                if labels is not None and labels.metadata.get("names"):
+                    result.label_names = dict(labels.metadata["names"])
+                    break
         _ui.fill_table(self.table, metrics_rows(result))
-        self.save_button.setEnabled(True)
-        self.transform_button.setEnabled(True)
+        header, label_rows = qa.label_rows(result)
+        _ui.fill_table(self.label_table, label_rows, header)
+        self.label_table.setVisible(bool(label_rows))
+        show_legend(self.viewer)
+        fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
+        self.folds.show_result(result, fixed_labels)
+        self.compare.set_result(result, None if job is None else job.fixed.array)
+        for button in (self.save_button, self.transform_button, self.report_button):
+            button.setEnabled(True)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         text = f"done in {qa.format_value('runtime_s', result.runtime)} s"
+        if job is not None:
+            text += f" on {_device_text(job.device)}"
         if result.notes:  # e.g. "moving image resampled onto the fixed grid"
             text += "; " + "; ".join(result.notes)
         self._set_status(text)
@@ -336,68 +371,15 @@ class RegistrationWidget(QWidget):
         """The metrics table's text, row by row."""
         return _ui.table_text(self.table)
 
-    # ----------------------------------------------------------------- saving
+    def label_rows(self) -> list[tuple[str, ...]]:
+        """The per-label table's text, row by row (label with its name, Dice, HD95)."""
+        return _ui.table_text(self.label_table)
 
-    def save_csv(self, path: str | Path) -> list[Path]:
-        """Write the last run's metrics as CSV (and ``<name>_labels.csv`` with per-label rows)."""
-        if self.result is None:
-            raise InputError("no registration result to save yet")
-        return _save.save_metrics_csv(self.result, path)
 
-    def save_transform(self, folder: str | Path, overwrite: bool = False) -> list[Path]:
-        """Write the last run's transform into ``folder`` (:func:`._save.save_transform`)."""
-        if self.result is None:
-            raise InputError("no registration result to save yet")
-        self._save_notes: list[str] = []
-        return _save.save_transform(self.result, folder, overwrite, self._save_notes.append)
-
-    def _ask_save_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save metrics", "registration_metrics.csv", "CSV (*.csv)"
-        )
-        if not path:
-            return
-        try:
-            written = self.save_csv(path)
-        except (OSError, ValueError) as exc:
-            show_error(f"could not save the metrics: {exc}")
-            return
-        self._set_status("saved " + ", ".join(str(p) for p in written))
-
-    def choose_transform_folder(self) -> str:
-        """Ask for the folder to save the transform in ("" when the user cancels).
-
-        A method of its own so that tests (and scripts) can replace the dialog.
-        """
-        return QFileDialog.getExistingDirectory(
-            self, "Save transform into folder", self._transform_folder
-        )
-
-    def confirm_overwrite(self, message: str) -> bool:
-        """Ask before replacing files the plugin did not write (tests replace this dialog)."""
-        return _ui.ask(self, "Replace files?", message + "\n\nReplace them?")
-
-    def _ask_save_transform(self) -> None:
-        from ..io import TRANSFORM_OUTPUTS, check_output_folder
-        folder = self.choose_transform_folder()
-        if not folder:
-            return
-        try:
-            overwrite = False
-            try:
-                check_output_folder(folder, TRANSFORM_OUTPUTS)
-            except InputError as exc:  # the user's files in the way: replace only if they agree
-                if "overwrite" not in str(exc) or not self.confirm_overwrite(str(exc)):
-                    raise
-                overwrite = True
-            written = self.save_transform(folder, overwrite)
-        except (OSError, ValueError, RuntimeError) as exc:  # never take the viewer down
-            message = f"could not save the transform: {exc}"
-            self._set_status(message)
-            show_error(message)
-            return
-        self._transform_folder = str(folder)
-        text = f"saved {', '.join(p.name for p in written)} to {folder}"
-        if self.result is not None and self.result.affine is None:
-            text += " (no affine stage in this method, so no affine.tfm)"
-        self._set_status("; ".join([text, *self._save_notes]))
+def _device_text(device: str) -> str:
+    """The device a run uses, by name: ``cpu``, or ``cuda (auto)`` when "auto" chose it."""
+    try:
+        name = resolve_device(device).type
+    except ValueError:
+        return str(device)
+    return f"{name} (auto)" if str(device) == "auto" else name

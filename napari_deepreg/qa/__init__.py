@@ -8,6 +8,7 @@ package imports napari or Qt.
   (:func:`summary_rows` and its views :func:`summary_line`, :func:`summary_lines`,
   :func:`metrics_rows`) and the metrics files (CSV, JSON).
 * :mod:`.report`: the one-page PNG report.
+* :mod:`.label_names`: label names from ITK-SNAP, FreeSurfer LUT and CSV/TSV tables.
 
 The public names of the three are re-exported here (``from napari_deepreg import qa;
 qa.metrics_table(result)``).
@@ -34,11 +35,14 @@ from .display import (
     magnitude_display,
     normalise_axes,
 )
+from .label_names import find_label_names, label_title, read_label_names
 from .report import report_png
 from .tables import (
     HEADLINE,
+    LABEL_COLUMNS,
     SummaryRow,
     format_value,
+    label_rows,
     label_table,
     metric_unit,
     metrics_rows,
@@ -60,6 +64,7 @@ __all__ = [
     "GRID_WIDTH",
     "HEADLINE",
     "JACOBIAN_COLORMAP",
+    "LABEL_COLUMNS",
     "MAGNITUDE_COLORMAP",
     "WARPED_COLORMAP",
     "SummaryRow",
@@ -67,19 +72,23 @@ __all__ = [
     "deformation_grid",
     "displacement_magnitude",
     "fold_clusters",
+    "find_label_names",
     "fold_mask",
     "format_value",
     "grid_lines",
     "grid_period",
     "intensity_limits",
     "jacobian_display",
+    "label_rows",
     "label_table",
+    "label_title",
     "magnitude_display",
     "metric_unit",
     "metrics_rows",
     "metrics_table",
     "normalise_axes",
     "plain",
+    "read_label_names",
     "report_png",
     "result_summary",
     "summary_line",

@@ -23,6 +23,8 @@ WARPED_COLORMAP = "magenta"
 MAGNITUDE_COLORMAP = "viridis"
 # napari's label-colour mapping: folded voxels (1) red, the rest transparent
 FOLD_COLORMAP: dict[int | None, str] = {1: "red", None: "transparent"}
+# opacity of the Jacobian and displacement heatmaps: the anatomy stays readable underneath
+HEATMAP_OPACITY = 0.6
 # grid line half-width in voxels: lines about one voxel wide, anti-aliased
 GRID_WIDTH = 0.6
 # napari colormap spec: transparent at 0, opaque yellow at 1 (readable over bright and dark
@@ -242,6 +244,32 @@ def checkerboard(
     return np.where(parity % 2 == 0, a, b).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- legend
+
+
+def heatmap_legend(
+    jacobian_limits: Sequence[float] | None = None,
+    magnitude_limits: Sequence[float] | None = None,
+    folds: bool = False,
+    grid: bool = False,
+) -> list[str]:
+    """What the colours of the shown result layers mean, one short line per layer (the viewer's
+    text overlay, which does not wrap): colormap and range (blue < 1 compresses, red > 1
+    expands)."""
+    lines = []
+    if jacobian_limits is not None:
+        lo, hi = (float(v) for v in jacobian_limits)
+        lines.append(f"Jacobian ({JACOBIAN_COLORMAP}): {lo:.2f} blue, 1 white, {hi:.2f} red")
+    if magnitude_limits is not None:
+        lo, hi = (float(v) for v in magnitude_limits)
+        lines.append(f"displacement ({MAGNITUDE_COLORMAP}): {lo:.1f} to {hi:.1f} mm")
+    if folds:
+        lines.append("folds: red, Jacobian <= 0")
+    if grid:
+        lines.append("grid: moving grid lines, pulled back")
+    return lines
+
+
 # --------------------------------------------------------------------------- layer styles
 
 
@@ -304,6 +332,7 @@ __all__ = [
     "FOLD_COLORMAP",
     "GRID_COLORMAP",
     "GRID_WIDTH",
+    "HEATMAP_OPACITY",
     "JACOBIAN_COLORMAP",
     "MAGNITUDE_COLORMAP",
     "WARPED_COLORMAP",
@@ -314,6 +343,7 @@ __all__ = [
     "fold_mask",
     "grid_lines",
     "grid_period",
+    "heatmap_legend",
     "intensity_limits",
     "jacobian_display",
     "magnitude_display",

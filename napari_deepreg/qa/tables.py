@@ -1,5 +1,9 @@
 """A run's metrics as rows: the tables, the one formatting of the summary, and the metric files.
 
+Label rows carry the labels' names (``result.label_names``, :mod:`.label_names`) wherever they
+are shown: :func:`label_rows` (the widget's and the report's per-label table), :func:`label_table`
+and the labels CSV (a ``name`` column).
+
 Everything that turns ``RegistrationResult.metrics`` into text lives here, so the widget's table,
 the CLI's summary line and the PNG report's text box show the same figures with the same labels,
 units and decimals:
@@ -197,26 +201,49 @@ def summary_lines(result: RegistrationResult) -> list[str]:
 def metrics_rows(result: RegistrationResult) -> list[tuple[str, str, str]]:
     """The widget's table: rows ``(figure, before, after)``, the unit in the figure's name.
 
-    Every summary figure (paired ones on one row), one Dice row per label, the affine stage's
-    matrix (world frame, mm, array axis order; one row per matrix row) when there is one, then
-    the runtime and the method (and model).
+    Every summary figure (paired ones on one row), the affine stage's matrix (world frame, mm,
+    array axis order; one row per matrix row) when there is one, then the runtime and the method
+    (and model). The per-label figures are :func:`label_rows`, a table of their own.
     """
     rows = [
         (row.label + (f" ({row.unit})" if row.unit else ""), row.before, row.after)
         for row in summary_rows(result.metrics)
     ]
-    for row in label_table(result):
-        rows.append((
-            f"Dice label {row['label']}",
-            format_value("dice", row.get("dice_before")) if "dice_before" in row else "",
-            format_value("dice", row.get("dice_after")),
-        ))
     if result.affine is not None:
         for i, values in enumerate(np.asarray(result.affine)[:-1]):
             rows.append((f"affine row {i}", "", "  ".join(f"{v:.4g}" for v in values)))
     rows.append(("runtime (s)", "", format_value("runtime_s", float(result.runtime))))
     rows.append(("method", "", result.method + (f" / {result.model}" if result.model else "")))
     return rows
+
+
+# (key, column header) of the per-label table people read; columns without values are dropped
+LABEL_COLUMNS = (
+    ("dice_before", "Dice before"),
+    ("dice_after", "Dice after"),
+    ("hd95_before", "HD95 before (mm)"),
+    ("hd95_after", "HD95 after (mm)"),
+)
+
+
+def label_rows(result: RegistrationResult) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The per-label table people read: ``(header, rows)``.
+
+    The first column is the label with its name (``"1 Left-GM"``, from ``result.label_names``;
+    ``"label 1"`` without one), then Dice and HD95 before and after, formatted as in the summary;
+    a figure no label has (HD95 of a fast run, "before" without moving labels) gets no column.
+    """
+    from .label_names import label_title
+
+    table = label_table(result)
+    keys = [(k, h) for k, h in LABEL_COLUMNS if any(r.get(k) is not None for r in table)]
+    header = ["label"] + [h for _, h in keys]
+    rows = [
+        (label_title(row["label"], result.label_names),
+         *(format_value(k.rpartition("_")[0], row.get(k)) for k, _ in keys))
+        for row in table
+    ]
+    return header, rows
 
 
 # --------------------------------------------------------------------------- tables and files
@@ -244,12 +271,21 @@ def metrics_table(result: RegistrationResult) -> list[dict[str, Any]]:
 def label_table(result: RegistrationResult) -> list[dict[str, Any]]:
     """Per-label rows with the same keys in every row (missing figures are None).
 
-    Columns: ``label`` first, then every other key in order of first appearance.
+    Columns: ``label`` first, ``name`` second when the result has label names
+    (``result.label_names``; "" for a label without one), then every other key in order of
+    first appearance.
     """
-    keys: list[str] = ["label"]
+    names = getattr(result, "label_names", None) or {}
+    keys: list[str] = ["label"] + (["name"] if names else [])
     for row in result.label_metrics:
         keys += [k for k in row if k not in keys]
-    return [{k: plain(row.get(k)) for k in keys} for row in result.label_metrics]
+    rows = []
+    for row in result.label_metrics:
+        values = {k: plain(row.get(k)) for k in keys}
+        if names:
+            values["name"] = names.get(int(row["label"]), "")
+        rows.append(values)
+    return rows
 
 
 def write_metrics_csv(result: RegistrationResult, path: str | Path) -> Path:
@@ -304,8 +340,10 @@ def write_metrics_json(result: RegistrationResult, path: str | Path) -> Path:
 
 __all__ = [
     "HEADLINE",
+    "LABEL_COLUMNS",
     "SummaryRow",
     "format_value",
+    "label_rows",
     "label_table",
     "metric_unit",
     "metrics_rows",

@@ -251,7 +251,8 @@ def test_run_adds_result_layers_with_fixed_geometry(qtbot, loaded_viewer, errors
     rows = {row[0]: row for row in widget.table_rows()}
     assert float(rows["Dice"][2]) == pytest.approx(1.0, abs=1e-3)
     assert float(rows["Dice"][1]) < 0.99
-    assert "Dice label 1" in rows and "Dice label 2" in rows
+    # ... and the per-label table (no names for these labels: the number alone)
+    assert [row[0] for row in widget.label_rows()] == ["label 1", "label 2"]
     assert float(rows["fold percent (%)"][2]) == 0.0
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
 

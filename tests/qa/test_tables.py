@@ -85,7 +85,6 @@ def test_metrics_rows_for_the_widget_table(make_result):
     assert rows["Dice"] == ("Dice", "0.500", "0.800")
     assert rows["HD95 (mm)"] == ("HD95 (mm)", "", "n/a")
     assert rows["fold percent (%)"] == ("fold percent (%)", "", "0.0100")
-    assert rows["Dice label 1"] == ("Dice label 1", "0.400", "0.900")
     assert rows["method"] == ("method", "", "instance_opt")
     assert "runtime (s)" in rows and not any(name.startswith("affine") for name in rows)
 

@@ -1,0 +1,86 @@
+"""The canvas legend: what the colours of the shown result layers mean, and the scale bar.
+
+napari has no colour bar for an Image layer; the legend is the viewer's text overlay, one line
+per shown layer (:func:`napari_deepreg.qa.display.heatmap_legend`: colormap, contrast limits,
+what each end means), kept in step with the layers' visibility. The scale bar (mm) is turned on
+with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..qa.display import WARPED_COLORMAP, heatmap_legend
+from ._layers import METADATA_KEY, is_result_layer
+
+OVERLAY_FONT_SIZE = 8
+
+
+def _roles(viewer: Any) -> dict[str, Any]:
+    return {
+        layer.metadata[METADATA_KEY].get("role", ""): layer
+        for layer in viewer.layers
+        if is_result_layer(layer.name, layer.metadata)
+    }
+
+
+def legend_lines(viewer: Any) -> list[str]:
+    """The legend of the result layers now visible in ``viewer`` (empty when there are none)."""
+    roles = {role: layer for role, layer in _roles(viewer).items() if layer.visible}
+    lines = []
+    if roles:
+        lines.append("scale bar: world units are mm")
+    if "warped" in roles:
+        lines.append(f"warped: {WARPED_COLORMAP} over grey fixed (white = agree)")
+    if "warped_labels" in roles:
+        lines.append("warped labels: contours")
+    jac = roles.get("jacobian")
+    mag = roles.get("magnitude")
+    lines += heatmap_legend(
+        jacobian_limits=None if jac is None else jac.contrast_limits,
+        magnitude_limits=None if mag is None else mag.contrast_limits,
+        folds="folds" in roles,
+        grid="grid" in roles,
+    )
+    return lines
+
+
+def canvas_overlay(viewer: Any, name: str) -> Any:
+    """The viewer's ``text`` or ``scale_bar`` overlay (``viewer.canvas.overlays`` since napari
+    0.9, ``viewer.text_overlay`` / ``viewer.scale_bar`` before)."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is not None and hasattr(canvas, "overlays"):
+        return getattr(canvas.overlays, name)
+    return getattr(viewer, "text_overlay" if name == "text" else name)
+
+
+def update_legend(viewer: Any, *_: Any) -> None:
+    """Write :func:`legend_lines` into the viewer's text overlay (hidden when empty)."""
+    lines = legend_lines(viewer)
+    overlay = canvas_overlay(viewer, "text")
+    overlay.text = "\n".join(lines)
+    overlay.visible = bool(lines)
+
+
+def show_legend(viewer: Any) -> None:
+    """Turn on the scale bar (mm) and the legend, and keep the legend in step with the result
+    layers' visibility and contrast limits (each layer is connected once)."""
+    # the bar's unit comes from the layers' units (napari >= 0.9): the result layers are in mm
+    canvas_overlay(viewer, "scale_bar").visible = True
+    # (setting the layers' units to mm would label the bar "mm", but changing units under
+    # existing layers blanked the canvas in napari 0.9; the legend states the unit instead)
+    overlay = canvas_overlay(viewer, "text")
+    overlay.position = "top_left"
+    overlay.font_size = OVERLAY_FONT_SIZE
+    overlay.color = "white"
+    for layer in _roles(viewer).values():
+        if getattr(layer, "_deepreg_legend", False):
+            continue
+        layer.events.visible.connect(lambda *_: update_legend(viewer))
+        if hasattr(layer.events, "contrast_limits"):
+            layer.events.contrast_limits.connect(lambda *_: update_legend(viewer))
+        layer._deepreg_legend = True  # connected; a re-run updates the layer in place
+    update_legend(viewer)
+
+
+__all__ = ["canvas_overlay", "legend_lines", "show_legend", "update_legend"]
