@@ -307,7 +307,8 @@ class Trainer:
     def _save_model(self, path: Path, model: nn.Module, step: int) -> None:
         """Write a model file (method, method config, weights, provenance) for the zoo."""
         save_model_file(
-            path, self.task.method_id, self.task.config_dict(), model.state_dict(), self._meta(step)
+            path, self.task.method_id, self.task.model_config_dict(), model.state_dict(),
+            self._meta(step),
         )
 
     def _meta(self, step: int) -> dict[str, Any]:
