@@ -4,7 +4,8 @@ Pairs:
 
 * ``labelmap-K``: pairs of synthetic subjects from the held-out ``mni2009c`` label maps (DKT,
   AAL, Harvard-Oxford, Schaefer-400 on MNI 2009c; ``data.label_pairs`` validation split) at
-  2 mm, 96x112x96, two independent random contrasts, affine motion from none to large. Scored
+  2 mm, 96x112x96, two independent random contrasts, affine motion from none to large
+  (``unmoved-K``: no affine motion at all, where an affine stage must not invent one). Scored
   on the coarse labels (L/R GM, WM, CSF) and on the source atlas' own labels (``dice_fine``:
   dozens to hundreds of regions, the finer correspondence test).
 * ``brain3d``: the bundled sample (MNI 2009a, never in any training set) with its tissue labels.
@@ -14,7 +15,7 @@ with ``model_file=PATH`` (a training run's ``best_model.pt``). Learned models ru
 (``refine`` off where the method has it) unless ``--refine``.
 
     python -m benchmarks.heldout --methods identity,avsm_affine_3d,avsm_3d_4mm,avsm_3d,\\
-        semantic_bspline_3d --pairs 6 --threads 1
+        semantic_bspline_3d --pairs 6 --unmoved 2 --threads 1
     python -m benchmarks.heldout --methods avsm_affine_3d=runs/avsm_labelmaps_affine_3d/\\
 best_model.pt --pairs 6
 
@@ -60,17 +61,21 @@ class HeldOutPair:
     info: dict[str, Any]
 
 
-def labelmap_pairs(count: int, seed: int = PAIR_SEED) -> list[HeldOutPair]:
-    """``count`` held-out label-map pairs at 2 mm (pair ``i`` from seed ``seed + i``)."""
+def labelmap_pairs(count: int, seed: int = PAIR_SEED, unmoved: bool = False
+                   ) -> list[HeldOutPair]:
+    """``count`` held-out label-map pairs at 2 mm (pair ``i`` from seed ``seed + i``);
+    ``unmoved``: without affine motion (named ``unmoved-i``, else ``labelmap-i``)."""
     from napari_deepreg.data.label_pairs import LabelPairConfig, registry_sampler
 
-    sampler = registry_sampler("val", SPACING_MM, LabelPairConfig(), seed=seed)
+    config = LabelPairConfig(p_no_affine=1.0) if unmoved else LabelPairConfig()
+    sampler = registry_sampler("val", SPACING_MM, config, seed=seed)
     pairs = []
     for i in range(count):
         b = sampler.sample(1, torch.Generator().manual_seed(seed + i))
         info = b["info"][0]
         pairs.append(HeldOutPair(
-            f"labelmap-{i}", b["fixed"][0, 0].numpy(), b["moving"][0, 0].numpy(),
+            f"{'unmoved' if unmoved else 'labelmap'}-{i}",
+            b["fixed"][0, 0].numpy(), b["moving"][0, 0].numpy(),
             b["fixed_labels"][0, 0].numpy(), b["moving_labels"][0, 0].numpy(),
             b["fixed_fine_labels"][0, 0].numpy(), b["moving_fine_labels"][0, 0].numpy(),
             tuple(b["spacing"]),
@@ -166,12 +171,12 @@ def run(methods: Sequence[str], pairs: Sequence[HeldOutPair], refine: bool = Fal
 
 
 def summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per method: means over the label-map pairs (``lm_*``) and the bundled pair's figures
-    (``sample_*``)."""
+    """Per method: means over all label-map pairs (``lm_*``), the mean Dice gain on the
+    unmoved ones (``lm_gain_unmoved``) and the bundled pair's figures (``sample_*``)."""
     out = []
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
-        lm = [r for r in mine if r["pair"].startswith("labelmap")]
+        lm = [r for r in mine if r["pair"] != "brain3d"]
         sample = [r for r in mine if r["pair"] == "brain3d"]
         entry: dict[str, Any] = {"method": method, "pairs": len(lm)}
         for key in ("dice_before", "dice", "dice_fine_before", "dice_fine", "fold_percent",
@@ -211,13 +216,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default="identity,avsm_affine_3d,avsm_3d_4mm,avsm_3d,"
                         "semantic_bspline_3d", help="comma-separated: identity, ID, ID=PATH")
     parser.add_argument("--pairs", type=int, default=6, help="held-out label-map pairs")
+    parser.add_argument("--unmoved", type=int, default=2,
+                        help="more held-out pairs without affine motion")
     parser.add_argument("--no-sample", action="store_true", help="skip the bundled pair")
     parser.add_argument("--refine", action="store_true", help="refinement on where offered")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", help="write every pair's figures as JSON here")
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
-    pairs = labelmap_pairs(args.pairs)
+    pairs = labelmap_pairs(args.pairs) + labelmap_pairs(args.unmoved, unmoved=True)
     if not args.no_sample:
         pairs.append(bundled_pair())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
