@@ -65,10 +65,12 @@ def labelmap_pairs(count: int, seed: int = PAIR_SEED, unmoved: bool = False
                    ) -> list[HeldOutPair]:
     """``count`` held-out label-map pairs at 2 mm (pair ``i`` from seed ``seed + i``);
     ``unmoved``: without affine motion (named ``unmoved-i``, else ``labelmap-i``)."""
-    from napari_deepreg.data.label_pairs import LabelPairConfig, registry_sampler
+    from napari_deepreg.data.label_pairs import LabelPairConfig
+    from napari_deepreg.training.tasks.label_maps import native_sampler
 
     config = LabelPairConfig(p_no_affine=1.0) if unmoved else LabelPairConfig()
-    sampler = registry_sampler("val", SPACING_MM, config, seed=seed)
+    # in the array orientation of images read from files (the bank's LPS grid flipped in y, x)
+    sampler = native_sampler("val", SPACING_MM, config, seed=seed)
     pairs = []
     for i in range(count):
         b = sampler.sample(1, torch.Generator().manual_seed(seed + i))

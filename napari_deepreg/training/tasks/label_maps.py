@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -119,13 +120,43 @@ def pair_config(config: Any, ndim: int) -> Any:
     )
 
 
-def label_sampler(config: Any, split: str, ndim: int) -> Any:
-    """A :class:`~napari_deepreg.data.label_pairs.LabelPairSampler` of ``split`` on the
-    registry's bank at the config's ``voxel_size`` (2 or 4 mm; pairs come from the caller's
-    generator)."""
-    from ...data.label_pairs import registry_sampler
+#: array axes (z, y, x) flipped between the bank's LPS grid and images as files give them
+NATIVE_FLIP = (1, 2)
 
-    return registry_sampler(split, float(config.voxel_size), pair_config(config, ndim), seed=0)
+
+def native_orientation(label_map: Any) -> Any:
+    """``label_map`` (:class:`~napari_deepreg.data.atlases.LabelMap` on the bank's LPS grid,
+    identity direction) flipped along y and x to the array orientation of a NIfTI stored in RAS
+    (direction ``diag(1, -1, -1)`` in (z, y, x) order): the MNI and CAT12 templates, the bundled
+    samples, the zoo models' training anatomies and most scanner exports. The pipeline works on
+    array axes without reorienting, so training pairs must come in the orientation real images
+    do (measured: the bank's Left-GM sits at x fraction 0.65, the templates' and the sample's at
+    0.34 and 0.31).
+    """
+    from dataclasses import replace
+
+    def flip(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(np.flip(a, NATIVE_FLIP))
+
+    return replace(label_map, labels=flip(label_map.labels), coarse=flip(label_map.coarse),
+                   template=flip(label_map.template))
+
+
+def native_sampler(split: str, spacing_mm: float, config: Any, seed: int = 0) -> Any:
+    """A :class:`~napari_deepreg.data.label_pairs.LabelPairSampler` of ``split`` on the
+    registry's bank at ``spacing_mm`` (2 or 4 mm), the maps in :func:`native_orientation`."""
+    from ...data.label_pairs import LabelPairSampler, registry_sampler
+
+    bank = registry_sampler(split, spacing_mm, config, seed=seed)
+    maps = [native_orientation(m) for m in bank.maps]
+    grid = (bank.shape3, bank.spacing3)
+    return LabelPairSampler(maps, config, split, seed, grid=grid)
+
+
+def label_sampler(config: Any, split: str, ndim: int) -> Any:
+    """The :func:`native_sampler` of ``split`` at the config's ``voxel_size`` (pairs come from
+    the caller's generator)."""
+    return native_sampler(split, float(config.voxel_size), pair_config(config, ndim))
 
 
 def fit_batch(batch: dict[str, Any], shape: Sequence[int]) -> dict[str, Any]:
@@ -210,6 +241,7 @@ __all__ = [
     "DATA_KINDS",
     "IMAGE_SIMILARITIES",
     "NEVER_TRAINED",
+    "NATIVE_FLIP",
     "LabelDataFields",
     "check_label_fields",
     "describe",
@@ -218,6 +250,8 @@ __all__ = [
     "label_counts",
     "label_sampler",
     "model_fields",
+    "native_orientation",
+    "native_sampler",
     "pair_config",
     "soft_label_loss",
 ]
