@@ -169,3 +169,11 @@ def test_label_map_configs_parse_with_their_dict_field(method, name):
     with pytest.raises(ValueError, match="p_shapes"):
         resolve_settings(method, REPO / "configs" / name,
                          overrides=["method.p_shapes={train: 2.0}"])
+
+
+def test_native_orientation_flips_the_bank_grid_in_y_and_x():
+    m = BANK[0]
+    n = lm.native_orientation(m)
+    assert np.array_equal(n.labels, m.labels[:, ::-1, ::-1])
+    assert np.array_equal(n.coarse, m.coarse[:, ::-1, ::-1])
+    assert n.labels.flags["C_CONTIGUOUS"] and n.family == m.family and n.spacing == m.spacing
