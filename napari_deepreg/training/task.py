@@ -127,17 +127,19 @@ class TrainTask(ABC):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def config_dict(self) -> dict[str, Any]:
-        """The method config as a JSON-serialisable dict."""
+    def run_config_dict(self) -> dict[str, Any]:
+        """The whole method config as a JSON-serialisable dict (checkpoints, ``config.json``:
+        what a resumed run must match)."""
         return config_to_dict(self.config)
 
-    def model_config_dict(self) -> dict[str, Any]:
-        """What a model file stores as its config (by default :meth:`config_dict`): the
-        fields inference rebuilds the network from."""
-        return self.config_dict()
+    def config_dict(self) -> dict[str, Any]:
+        """What a model file stores as its config: the fields inference rebuilds the network
+        from (by default the whole config, :meth:`run_config_dict`)."""
+        return self.run_config_dict()
 
     def default_config_dict(self) -> dict[str, Any]:
-        """The method's default config as :meth:`config_dict` writes it ({} without a class)."""
+        """The method's default config as :meth:`run_config_dict` writes it (``{}`` without a
+        class)."""
         return {} if self.config_class is None else config_to_dict(self.config_class())
 
 

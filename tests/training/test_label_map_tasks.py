@@ -148,8 +148,9 @@ def test_validation_reports_training_split_figures_and_the_gap():
 
 def test_model_files_keep_only_the_family_fields():
     for task, family in ((avsm_task(), AvsmNetConfig), (bspline_task(), SemanticBSplineNetConfig)):
-        stored = task.model_config_dict()
+        stored = task.config_dict()
         assert "data" not in stored and "p_shapes" not in stored
+        assert task.run_config_dict()["data"] == "labelmaps"
         family(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
     # a family config (a model file's) builds the task
     assert AvsmTask(AvsmNetConfig()).config.data == "templates"

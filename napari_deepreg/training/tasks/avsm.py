@@ -109,7 +109,7 @@ class AvsmTask(TrainTask):
     def train_validation_pairs(self) -> int:
         return self.config.train_val_pairs if self._labelmaps() else 0
 
-    def model_config_dict(self) -> dict[str, Any]:
+    def config_dict(self) -> dict[str, Any]:
         return lm.model_fields(self.config, AvsmNetConfig)
 
     # -- model -----------------------------------------------------------------------------------

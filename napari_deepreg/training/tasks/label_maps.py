@@ -13,7 +13,8 @@ anatomy, is in neither (:data:`NEVER_TRAINED`). The trainer also validates on a 
 ``train``-split pairs (``train_val_pairs``) so the log shows the generalisation gap.
 
 The task's config is the family's trained-model config plus :class:`LabelDataFields`; model
-files keep only the family's fields (:func:`model_fields`), so inference reads them unchanged.
+files keep only the family's fields (``config_dict``, :func:`model_fields`), so inference reads
+them unchanged; checkpoints keep everything (``run_config_dict``).
 Not a task itself (no ``register_task``).
 """
 
