@@ -70,7 +70,7 @@ def bspline_task(dims: int = 3, **overrides) -> SemanticBSplineTask:
 
 def test_avsm_task_draws_label_map_batches_with_the_loss_keys():
     batch = avsm_task().sample("train", 2, torch.Generator().manual_seed(0))
-    assert set(batch) == KEYS
+    assert set(batch) == KEYS | {"affine"}
     for key in ("fixed", "moving", "fixed_labels", "moving_labels"):
         assert batch[key].shape == (2, 1, *SHAPE)
     assert batch["fixed"].is_floating_point() and not batch["fixed_labels"].is_floating_point()
@@ -118,6 +118,21 @@ def test_avsm_affine_steps_on_label_maps_lower_the_loss():
     task = avsm_task(lambda_ar_c=0.0, lambda_as=0.0, p_same_subject=1.0)
     first, last = _loss_goes_down(task, 20, 3e-3)
     assert last < first - 0.1
+
+
+def test_supervised_affine_targets_the_known_motion_and_none_on_unmoved_pairs():
+    task = avsm_task(lambda_affine=1.0, p_no_affine=0.5)
+    gen = torch.Generator().manual_seed(5)
+    batch = task.sample("train", 6, gen)
+    assert not bool(batch["has_affine"].all()) and bool(batch["has_affine"].any())
+    forward, backward = lm.motion_fields(batch)
+    assert forward.shape == (6, 3, *SHAPE)
+    for i, moved in enumerate(batch["has_affine"].tolist()):
+        assert (float(forward[i].abs().max()) > 0) == moved
+    # the term is in the loss and is 0 for a prediction equal to the target
+    _, terms = task.loss(task.build_model(task.config), batch)
+    assert "supervised" in terms and float(terms["supervised"]) > 0
+    assert float(lm.field_distance(forward, forward)) == 0.0
 
 
 def test_held_out_families_never_reach_the_training_split():

@@ -30,7 +30,8 @@ from . import label_maps as lm
 from .template_pairs import template_pair_config, template_sampler
 
 # the label-map batch keys the losses use (the fine and synthesis labels stay behind)
-_LABEL_KEYS = ("fixed", "moving", "fixed_labels", "moving_labels", "has_affine", "spacing")
+_LABEL_KEYS = ("fixed", "moving", "fixed_labels", "moving_labels", "has_affine", "affine",
+               "spacing")
 _COARSE_CLASSES = 7  # data.atlases.COARSE_NAMES: background + L/R GM, WM, CSF
 
 
@@ -171,7 +172,12 @@ class AvsmTask(TrainTask):
         field_ts = affine_field(a_ts, b_ts, shape, spacing)
         warped = warp_image(moving, field, spacing)
         warped_ts = warp_image(fixed, field_ts, spacing)
+        supervised = fixed.new_zeros(())
+        if self._labelmaps() and self.config.lambda_affine > 0:
+            target, target_ts = lm.motion_fields(batch)
+            supervised = lm.field_distance(field, target) + lm.field_distance(field_ts, target_ts)
         return {
+            "supervised": supervised,
             "a": a, "b": b, "a_ts": a_ts, "b_ts": b_ts,
             "sim": self._similarity(warped, fixed, field, batch)
             + self._similarity(warped_ts, moving, field_ts, batch, backward=True),
@@ -189,8 +195,10 @@ class AvsmTask(TrainTask):
         if cfg.stage == "affine":
             t = self._affine_terms(model, batch, cfg.affine_steps)
             lam = lambda_ar(self._epoch(model), cfg.lambda_ar_c, cfg.lambda_ar_k)
-            total = t["sim"] + lam * t["reg"] + cfg.lambda_as * t["sym"]
-            return total, {"sim": t["sim"], "reg": t["reg"], "sym": t["sym"], "lambda_ar": lam}
+            total = (t["sim"] + lam * t["reg"] + cfg.lambda_as * t["sym"]
+                     + cfg.lambda_affine * t["supervised"])
+            return total, {"sim": t["sim"], "reg": t["reg"], "sym": t["sym"], "lambda_ar": lam,
+                           "supervised": t["supervised"]}
         t = self._vsvf_terms(model, batch)
         return t["total"], {k: t[k] for k in ("sim", "reg", "sym")}
 
@@ -233,8 +241,10 @@ class AvsmTask(TrainTask):
             field = affine_field(t["a"], t["b"], fixed_lab.shape, spacing)
             field_ts = affine_field(t["a_ts"], t["b_ts"], fixed_lab.shape, spacing)
             lam = lambda_ar(self._epoch(model), cfg.lambda_ar_c, cfg.lambda_ar_k)
-            out["loss"] = float(t["sim"] + lam * t["reg"] + cfg.lambda_as * t["sym"])
-            out.update(sim=float(t["sim"]), sym=float(t["sym"]))
+            out["loss"] = float(t["sim"] + lam * t["reg"] + cfg.lambda_as * t["sym"]
+                                + cfg.lambda_affine * t["supervised"])
+            out.update(sim=float(t["sim"]), sym=float(t["sym"]),
+                       supervised=float(t["supervised"]))
         else:
             t = self._vsvf_terms(model, batch)
             field, field_ts = t["field"], t["field_ts"]

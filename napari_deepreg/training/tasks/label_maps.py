@@ -55,6 +55,9 @@ class LabelDataFields:
             contrast-robust; see ``configs/avsm_labelmaps_affine_3d.yaml``), ``"mk_lncc"`` (the
             family's) or ``"none"``.
         lambda_image: its weight.
+        lambda_affine: AVSM affine stage: weight of the supervised affine term, the mean squared
+            distance (in units of 10 mm) between the predicted affine displacement and the
+            pair's known motion (its inverse; none for affine-free pairs). 0: off.
         train_val_pairs: training-split pairs validated alongside the held-out ones (logged as
             ``val_train_*``; 0: off).
     """
@@ -68,6 +71,7 @@ class LabelDataFields:
     lambda_labels: float = 1.0
     image_similarity: str = "mind_ssc"
     lambda_image: float = 1.0
+    lambda_affine: float = 0.0
     train_val_pairs: int = 4
 
 
@@ -211,6 +215,28 @@ def soft_label_loss(fixed_labels: Tensor, moving_labels: Tensor, field_mm: Tenso
     return soft_dice(warped, fixed_oh, include_background=False)
 
 
+def motion_fields(batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """``(forward, backward)`` ``(N, D, *S)`` mm: the displacement fields of the known affine
+    motion of a label-map batch, fixed -> moving (``B^-1``, the registration's answer up to
+    the subjects' own deformations) and moving -> fixed (``B``); zeros for affine-free pairs."""
+    from ...core import affine_to_field
+
+    shape = tuple(batch["fixed"].shape[2:])
+    spacing = batch["spacing"]
+    fwd, bwd = [], []
+    for matrix in batch["affine"]:
+        matrix = matrix.double().cpu()
+        fwd.append(affine_to_field(torch.linalg.inv(matrix), shape, spacing).float())
+        bwd.append(affine_to_field(matrix, shape, spacing).float())
+    device = batch["fixed"].device
+    return torch.cat(fwd).to(device), torch.cat(bwd).to(device)
+
+
+def field_distance(field: Tensor, target: Tensor) -> Tensor:
+    """Mean squared distance of two ``(N, D, *S)`` mm fields in units of 10 mm (scalar)."""
+    return (field - target).pow(2).sum(1).mean() / 100.0
+
+
 def image_similarity(kind: str, warped: Tensor, fixed: Tensor) -> Tensor:
     """The image term on label-map pairs (0 best): MIND-SSC (contrast-independent
     descriptors), the family's mk-LNCC, or 0."""
@@ -247,7 +273,9 @@ __all__ = [
     "check_label_fields",
     "describe",
     "fit_batch",
+    "field_distance",
     "image_similarity",
+    "motion_fields",
     "label_counts",
     "label_sampler",
     "model_fields",
