@@ -85,7 +85,7 @@ def restore_run(path: Path, run: RunState, task: TrainTask) -> None:
             f"checkpoint {path} is for method {ckpt['method']!r}, not {task.method_id!r}"
         )
     saved = json.loads(ckpt["config_json"])
-    ours = task.config_dict()
+    ours = task.run_config_dict()
     # a setting added to the method since the checkpoint was written ran as its default
     added = {k: v for k, v in task.default_config_dict().items() if k not in saved}
     saved = added | saved
@@ -115,7 +115,7 @@ def save_run(
     )
     payload = {
         "method": task.method_id,
-        "config_json": json.dumps(task.config_dict(), sort_keys=True),
+        "config_json": json.dumps(task.run_config_dict(), sort_keys=True),
         "meta_json": json.dumps(dict(meta), sort_keys=True),
         "state_dict": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),

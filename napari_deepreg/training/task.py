@@ -22,6 +22,7 @@ moved to the training device by the trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
@@ -62,6 +63,11 @@ class TrainTask(ABC):
             self.config = self.config_class()
         elif isinstance(config, self.config_class):
             self.config = config
+        elif dataclasses.is_dataclass(config) and not isinstance(config, type):
+            # e.g. a model file's family config for a task whose config extends it
+            self.config = config_from_dict(
+                self.config_class, dataclasses.asdict(config), section="method"
+            )
         else:
             self.config = config_from_dict(self.config_class, config, section="method")
 
@@ -106,6 +112,11 @@ class TrainTask(ABC):
         """What the optimiser updates (all trainable parameters by default; may return groups)."""
         return [p for p in model.parameters() if p.requires_grad]
 
+    def train_validation_pairs(self) -> int:
+        """Training-split pairs validated with the held-out ones (logged as ``val_train_*``:
+        the generalisation gap); 0 by default."""
+        return 0
+
     def info(self) -> dict[str, Any]:
         """Facts for the model file and the zoo entry.
 
@@ -116,12 +127,19 @@ class TrainTask(ABC):
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def config_dict(self) -> dict[str, Any]:
-        """The method config as a JSON-serialisable dict."""
+    def run_config_dict(self) -> dict[str, Any]:
+        """The whole method config as a JSON-serialisable dict (checkpoints, ``config.json``:
+        what a resumed run must match)."""
         return config_to_dict(self.config)
 
+    def config_dict(self) -> dict[str, Any]:
+        """What a model file stores as its config: the fields inference rebuilds the network
+        from (by default the whole config, :meth:`run_config_dict`)."""
+        return self.run_config_dict()
+
     def default_config_dict(self) -> dict[str, Any]:
-        """The method's default config as :meth:`config_dict` writes it ({} without a class)."""
+        """The method's default config as :meth:`run_config_dict` writes it (``{}`` without a
+        class)."""
         return {} if self.config_class is None else config_to_dict(self.config_class())
 
 

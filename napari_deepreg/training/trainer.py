@@ -307,7 +307,8 @@ class Trainer:
     def _save_model(self, path: Path, model: nn.Module, step: int) -> None:
         """Write a model file (method, method config, weights, provenance) for the zoo."""
         save_model_file(
-            path, self.task.method_id, self.task.config_dict(), model.state_dict(), self._meta(step)
+            path, self.task.method_id, self.task.config_dict(), model.state_dict(),
+            self._meta(step),
         )
 
     def _meta(self, step: int) -> dict[str, Any]:
@@ -326,7 +327,7 @@ class Trainer:
             "started_at_step": step,
             "device": str(self.device),
             "train": asdict(self.config),
-            "method_config": self.task.config_dict(),
+            "method_config": self.task.run_config_dict(),
             "info": self.task.info(),
         }
         (self.run_dir / "config.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,7 +22,22 @@ from ...methods.semantic_bspline.losses import (
 from ...methods.semantic_bspline.method import normalise_batch
 from ...nets.semantic_bspline import half_grid
 from ..task import Batch, TrainTask, register_task
+from . import label_maps as lm
 from .template_pairs import template_pair_config, template_sampler
+
+# the label-map batch keys the losses use (the fine and synthesis labels stay behind)
+_LABEL_KEYS = ("fixed", "moving", "fixed_labels", "moving_labels", "has_affine", "spacing")
+
+
+@dataclass
+class SemanticBSplineTrainConfig(SemanticBSplineNetConfig, lm.LabelDataFields):
+    """:class:`SemanticBSplineNetConfig` plus the training-data fields of
+    :class:`~.label_maps.LabelDataFields` (model files keep the family's fields only). The
+    family's loss is on labels already (no image term: ``image_similarity`` is unused)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        lm.check_label_fields(self)
 
 
 @register_task
@@ -37,7 +53,7 @@ class SemanticBSplineTask(TrainTask):
     """
 
     method_id = METHOD_ID
-    config_class = SemanticBSplineNetConfig
+    config_class = SemanticBSplineTrainConfig
     default_train = {
         "lr": 1e-3,
         "batch_size": 4,
@@ -68,11 +84,24 @@ class SemanticBSplineTask(TrainTask):
             slice_range=(0.2, 0.8),
         )
 
+    def _labelmaps(self) -> bool:
+        return self.config.data == "labelmaps"
+
     def _sampler(self, split: str, modality: str):
-        key = (split, modality)
+        key = (split, "labelmaps" if self._labelmaps() else modality)
         if key not in self._samplers:
-            self._samplers[key] = template_sampler(self.config, split, self._pair_config(modality))
+            if self._labelmaps():
+                self._samplers[key] = lm.label_sampler(self.config, split, self.config.dims)
+            else:
+                self._samplers[key] = template_sampler(self.config, split,
+                                                       self._pair_config(modality))
         return self._samplers[key]
+
+    def train_validation_pairs(self) -> int:
+        return self.config.train_val_pairs if self._labelmaps() else 0
+
+    def config_dict(self) -> dict[str, Any]:
+        return lm.model_fields(self.config, SemanticBSplineNetConfig)
 
     def setup(self, device: torch.device) -> None:
         self.weights()
@@ -85,6 +114,10 @@ class SemanticBSplineTask(TrainTask):
 
     def weights(self) -> Tensor:
         """Label weights (:func:`label_weights`) from the training anatomies on the working grid."""
+        if self._weights is None and self._labelmaps():
+            # the coarse labels of the training atlases (0 .. 6, the same set as the templates')
+            self._weights = label_weights(
+                lm.label_counts([self._sampler("train", "")], self.config.num_classes))
         if self._weights is None:
             counts = torch.zeros(self.config.num_classes, dtype=torch.float64)
             for anatomy in self._sampler("train", "same").anatomies:
@@ -94,6 +127,15 @@ class SemanticBSplineTask(TrainTask):
         return self._weights
 
     def sample(self, split: str, batch_size: int, generator: torch.Generator) -> Batch:
+        if self._labelmaps():
+            cfg = self.config
+            batch = self._sampler("val" if split == "val" else "train", "").sample(
+                batch_size, generator)
+            shape = tuple(cfg.working_shape)
+            batch = lm.fit_batch({k: batch[k] for k in _LABEL_KEYS}, shape)
+            batch["fixed"] = normalise_batch(batch["fixed"])
+            batch["moving"] = normalise_batch(batch["moving"])
+            return batch
         synth = float(torch.rand((), generator=generator)) < self.config.synth_fraction
         sampler = self._sampler("val" if split == "val" else "train", "synth" if synth else "same")
         batch = sampler.sample(batch_size, generator)
@@ -147,9 +189,10 @@ class SemanticBSplineTask(TrainTask):
                                           seg),
             "fold_percent": metrics.fold_percent(jac),
             "sdlogj": metrics.sdlogj(jac, mask),
+            # label-map pairs have no true field
             "epe": metrics.endpoint_error(
                 field[0].cpu().numpy(), batch["field"][0].cpu().numpy(), mask
-            ),
+            ) if "field" in batch else float("nan"),
         }
 
     def info(self) -> dict[str, Any]:
@@ -159,6 +202,14 @@ class SemanticBSplineTask(TrainTask):
         kind = "2D slices (any axis)" if cfg.dims == 2 and cfg.slice_axis is None else (
             f"2D slices along axis {cfg.slice_axis}" if cfg.dims == 2 else "3D volumes"
         )
+        if self._labelmaps():
+            return {
+                "dims": [cfg.dims],
+                "modality": "MR brain, skull-stripped (contrast-randomised training)",
+                "working_resolution": f"{shape} @ {cfg.voxel_size:g} mm",
+                "training_data": lm.describe(cfg, f"{kind}; label alignment, smoothness"),
+                "label_names": {str(k): v for k, v in TISSUE_NAMES.items()},
+            }
         return {
             "dims": [cfg.dims],
             "modality": "MR T1 brain, skull-stripped (contrast-randomised training)",
@@ -173,4 +224,4 @@ class SemanticBSplineTask(TrainTask):
         }
 
 
-__all__ = ["SemanticBSplineTask"]
+__all__ = ["SemanticBSplineTask", "SemanticBSplineTrainConfig"]
