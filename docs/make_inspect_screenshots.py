@@ -21,12 +21,11 @@ regulariser to provoke folds for the Folds picture.
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 from pathlib import Path
 
-import napari
 import numpy as np
+from make_screenshot import open_sample_widget  # docs/, the script's folder, is on sys.path
 from PIL import Image
 from qtpy.QtWidgets import QApplication, QScrollArea
 
@@ -68,18 +67,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
 
-    viewer = napari.Viewer(title="napari-deepreg", show=True)
-    viewer.window.resize(1440, 900)
-    viewer.open_sample("napari-deepreg", "brain3d")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = args.method
-    for item in args.param:
-        name, _, value = item.partition("=")
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed = value
-        widget.set_parameters(**{name: parsed})
+    viewer, widget = open_sample_widget((1440, 900), args.method, args.param)
     start = time.perf_counter()
     widget.run()
     while widget.worker is not None:

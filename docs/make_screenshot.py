@@ -42,6 +42,24 @@ def wait_for(widget, timeout_s: float) -> None:
         time.sleep(0.02)
 
 
+def open_sample_widget(size, method: str, params: list[str]):
+    """A shown viewer with the 3D brain sample and the Registration dock set to ``method`` and
+    the ``NAME=VALUE`` parameters (values read as Python literals, else as strings)."""
+    viewer = napari.Viewer(title="napari-deepreg", show=True)
+    viewer.window.resize(*size)
+    viewer.open_sample("napari-deepreg", "brain3d")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
+    widget.method.value = method
+    for item in params:
+        name, _, value = item.partition("=")
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = value  # a plain string such as a choice
+        widget.set_parameters(**{name: parsed})
+    return viewer, widget
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "screenshot.png")
@@ -53,18 +71,7 @@ def main() -> None:
                         help="override a method parameter (default: the method's defaults)")
     args = parser.parse_args()
 
-    viewer = napari.Viewer(title="napari-deepreg", show=True)
-    viewer.window.resize(*args.size)
-    viewer.open_sample("napari-deepreg", "brain3d")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
-    widget.method.value = args.method
-    for item in args.param:
-        name, _, value = item.partition("=")
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed = value  # a plain string such as a choice
-        widget.set_parameters(**{name: parsed})
+    viewer, widget = open_sample_widget(args.size, args.method, args.param)
     widget.run()
     wait_for(widget, args.timeout)
     if widget.result is None:

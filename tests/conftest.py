@@ -45,3 +45,23 @@ def sample_in_widget(make_napari_viewer):
         return viewer, widget, pair
 
     return open_sample
+
+
+@pytest.fixture
+def run_in_widget(qtbot):
+    """``run(widget, names, timeout_ms)``: choose the input layers named ``names`` (fixed,
+    moving, fixed labels, moving labels) and run the registration in the widget's thread worker
+    to its end (the worker is created unstarted so its finished signal cannot be missed)."""
+
+    def run(widget, names, timeout_ms: int = 120_000):
+        boxes = (widget.fixed_image, widget.moving_image, widget.fixed_labels,
+                 widget.moving_labels)
+        for box, name in zip(boxes, names, strict=True):
+            box.value = widget.viewer.layers[name]
+        worker = widget.run(start=False)
+        assert worker is not None, widget.status.text()
+        with qtbot.waitSignal(worker.finished, timeout=timeout_ms):
+            worker.start()
+        return worker
+
+    return run

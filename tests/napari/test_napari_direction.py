@@ -39,7 +39,7 @@ def _pair() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def test_saved_result_layers_have_the_fixed_affine(
-    make_napari_viewer, qtbot, tmp_path, monkeypatch
+    make_napari_viewer, run_in_widget, tmp_path, monkeypatch
 ):
     import napari
 
@@ -67,14 +67,7 @@ def test_saved_result_layers_have_the_fixed_affine(
     _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
     widget.method.value = "instance_opt"
     widget.set_parameters(iterations=2, levels=1, affine_first=False)
-    widget.fixed_image.value = viewer.layers["fixed"]
-    widget.moving_image.value = viewer.layers["moving"]
-    widget.fixed_labels.value = viewer.layers["fixed_seg"]
-    widget.moving_labels.value = viewer.layers["moving_seg"]
-    worker = widget.run(start=False)
-    assert worker is not None, widget.status.text()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        worker.start()
+    run_in_widget(widget, ("fixed", "moving", "fixed_seg", "moving_seg"), 120_000)
     assert errors == [] and widget.result is not None, (errors, widget.status.text())
 
     for layer_name, file_name in (

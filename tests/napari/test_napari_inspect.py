@@ -9,15 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_deepreg._napari import _ui, _widget
-from napari_deepreg._napari._layers import (
-    FOLDS_NAME,
-    GRID_NAME,
-    JACOBIAN_NAME,
-    MAGNITUDE_NAME,
-    WARPED_LABELS_NAME,
-    warped_name,
-)
+from napari_deepreg._napari import _layers, _ui, _widget
 from napari_deepreg._napari._legend import canvas_overlay
 from napari_deepreg.io import write_volume
 from napari_deepreg.methods import MethodSpec, available_methods
@@ -66,7 +58,7 @@ def fold_method(monkeypatch):
 
 
 @pytest.fixture
-def sample_run(make_napari_viewer, qtbot, monkeypatch, fold_method):
+def sample_run(make_napari_viewer, run_in_widget, monkeypatch, fold_method):
     """The bundled 2D pair opened as a user does (File > Open Sample), run with the fold stub."""
     errors: list[str] = []
     monkeypatch.setattr(_widget, "show_error", errors.append)
@@ -75,15 +67,8 @@ def sample_run(make_napari_viewer, qtbot, monkeypatch, fold_method):
     _, widget = viewer.window.add_plugin_dock_widget("napari-deepreg", "Registration")
     widget.method.value = FOLD_ID
     widget.device.value = "auto"
-    widget.fixed_image.value = viewer.layers["fixed"]
-    widget.moving_image.value = viewer.layers["moving"]
-    widget.fixed_labels.value = viewer.layers["fixed labels"]
-    widget.moving_labels.value = viewer.layers["moving labels"]
-    worker = widget.run(start=False)
-    assert worker is not None, widget.status.text()
-    assert "auto" not in widget.status.text().replace("(auto)", "")
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        worker.start()
+    run_in_widget(widget, ("fixed", "moving", "fixed labels", "moving labels"), 60_000)
+    assert "auto" not in widget.status.text().replace("(auto)", "")  # the device is named
     assert errors == [] and widget.result is not None, (errors, widget.status.text())
     return viewer, widget
 
@@ -108,11 +93,13 @@ def test_label_rows_carry_the_sample_names_and_no_column_is_cut(sample_run):
 def test_the_canvas_default_after_a_run(sample_run):
     viewer, widget = sample_run
     layers = viewer.layers
-    assert layers[warped_name("moving")].visible
-    assert layers[WARPED_LABELS_NAME].visible and layers[WARPED_LABELS_NAME].contour == 1
-    for name in (GRID_NAME, JACOBIAN_NAME, FOLDS_NAME, MAGNITUDE_NAME):
+    assert layers[_layers.warped_name("moving")].visible
+    contours = layers[_layers.WARPED_LABELS_NAME]
+    assert contours.visible and contours.contour == 1
+    hidden = (_layers.GRID_NAME, _layers.JACOBIAN_NAME, _layers.FOLDS_NAME, _layers.MAGNITUDE_NAME)
+    for name in hidden:
         assert name in layers and not layers[name].visible, name
-    jac = layers[JACOBIAN_NAME]
+    jac = layers[_layers.JACOBIAN_NAME]
     assert jac.colormap.name == "RdBu_r"
     lo, hi = jac.contrast_limits
     assert lo < 1 < hi and abs((lo + hi) / 2 - 1) < 1e-6  # centred on J = 1
@@ -176,7 +163,7 @@ def test_fold_clusters_list_the_planted_fold_and_a_click_goes_there(sample_run):
     panel.table.cellClicked.emit(0, 0)
     world = np.asarray(top["centroid_mm"])
     assert np.allclose(viewer.camera.center[-2:], world[-2:], atol=1e-3)
-    assert viewer.layers[FOLDS_NAME].visible
+    assert viewer.layers[_layers.FOLDS_NAME].visible
 
 
 def test_checkerboard_has_tiles_of_the_stated_size_and_flicker_alternates(sample_run):
