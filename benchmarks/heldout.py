@@ -117,10 +117,13 @@ def _config(method: str, model_file: str, refine: bool) -> dict[str, Any] | None
 
 
 def register_field(pair: HeldOutPair, method: str, model_file: str = "",
-                   refine: bool = False) -> tuple[np.ndarray, float]:
-    """``(field (D, *S) mm, method seconds)`` of one method on one pair (identity: zeros)."""
+                   refine: bool = False, guard: bool = False
+                   ) -> tuple[np.ndarray, float, bool]:
+    """``(field (D, *S) mm, method seconds, whether the guard returned another candidate)``
+    of one method on one pair (identity: zeros). ``guard`` off (the default) measures the
+    model itself; on, what a user gets (the never-worse guard sees the images only)."""
     if method == IDENTITY:
-        return np.zeros((pair.fixed.ndim, *pair.fixed.shape), np.float32), 0.0
+        return np.zeros((pair.fixed.ndim, *pair.fixed.shape), np.float32), 0.0, False
     from napari_deepreg.pipeline import register, run_to_end
 
     def vol(a: np.ndarray) -> Volume:
@@ -128,8 +131,9 @@ def register_field(pair: HeldOutPair, method: str, model_file: str = "",
 
     result = run_to_end(register(vol(pair.fixed), vol(pair.moving), method=method,
                                  config=_config(method, model_file, refine), device="cpu",
-                                 hausdorff=False))
-    return np.asarray(result.field, np.float32), float(result.runtime)
+                                 hausdorff=False, guard=guard))
+    replaced = result.metrics.get("guard_returned", "method") != "method"
+    return np.asarray(result.field, np.float32), float(result.runtime), replaced
 
 
 def score(pair: HeldOutPair, field: np.ndarray) -> dict[str, float]:
@@ -156,16 +160,18 @@ def score(pair: HeldOutPair, field: np.ndarray) -> dict[str, float]:
 
 
 def run(methods: Sequence[str], pairs: Sequence[HeldOutPair], refine: bool = False,
-        stream: Any = sys.stdout) -> list[dict[str, Any]]:
-    """One row per (method, pair): the pair's figures, ``seconds`` and the pair's info."""
+        stream: Any = sys.stdout, guard: bool = False) -> list[dict[str, Any]]:
+    """One row per (method, pair): the pair's figures, ``seconds``, whether the guard
+    replaced the result (``guarded``) and the pair's info."""
     rows = []
     for text in methods:
         label, method, model_file = parse_method(text)
         for pair in pairs:
             start = time.perf_counter()
-            field, method_s = register_field(pair, method, model_file, refine)
+            field, method_s, guarded = register_field(pair, method, model_file, refine, guard)
             row = {"method": label, "pair": pair.name, **score(pair, field),
-                   "method_s": method_s, "total_s": time.perf_counter() - start, **pair.info}
+                   "method_s": method_s, "total_s": time.perf_counter() - start,
+                   "guarded": guarded, **pair.info}
             rows.append(row)
             print(f"  {label} {pair.name}: dice {row['dice']:.3f} (before "
                   f"{row['dice_before']:.3f})", file=stream, flush=True)
@@ -187,6 +193,7 @@ def summary(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             entry[f"lm_{key}"] = float(np.mean(values)) if values else float("nan")
         unmoved = [r["dice"] - r["dice_before"] for r in lm if not r.get("has_affine", True)]
         entry["lm_gain_unmoved"] = float(np.mean(unmoved)) if unmoved else float("nan")
+        entry["guarded"] = sum(bool(r.get("guarded")) for r in mine)
         for key in ("dice_before", "dice", "fold_percent"):
             entry[f"sample_{key}"] = sample[0][key] if sample else float("nan")
         out.append(entry)
@@ -199,9 +206,9 @@ def format_table(entries: Sequence[dict[str, Any]]) -> str:
             ("lm_dice_fine_before", 9, ".3f"), ("lm_dice_fine", 9, ".3f"),
             ("lm_gain_unmoved", 9, "+.3f"), ("lm_fold_percent", 8, ".2f"),
             ("lm_method_s", 8, ".2f"), ("sample_dice_before", 9, ".3f"),
-            ("sample_dice", 9, ".3f")]
+            ("sample_dice", 9, ".3f"), ("guarded", 8, "d")]
     heads = ["method", "lm before", "lm dice", "fine bef", "fine", "gain unm", "fold %",
-             "sec", "smp bef", "smp dice"]
+             "sec", "smp bef", "smp dice", "guarded"]
     lines = ["".join(h.ljust(w) if i == 0 else h.rjust(w)
                      for i, (h, (_, w, _)) in enumerate(zip(heads, cols, strict=True)))]
     for e in entries:
@@ -222,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="more held-out pairs without affine motion")
     parser.add_argument("--no-sample", action="store_true", help="skip the bundled pair")
     parser.add_argument("--refine", action="store_true", help="refinement on where offered")
+    parser.add_argument("--guard", action="store_true",
+                        help="the never-worse guard on (default off: the models themselves)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", help="write every pair's figures as JSON here")
     args = parser.parse_args(argv)
@@ -230,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_sample:
         pairs.append(bundled_pair())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    rows = run(methods, pairs, args.refine, sys.stderr)
+    rows = run(methods, pairs, args.refine, sys.stderr, args.guard)
     entries = summary(rows)
     print(format_table(entries))
     if args.out:

@@ -6,6 +6,12 @@ with the never-worse guard off: 3D models on ``brain3d``, 2D models on ``brain2d
 of the methods must reproduce them within 0.002; a retrained model must update them here
 together with its manifest entry. Refinement is on by default since issue 13: the refined
 figures (the default config) are pinned beside them.
+
+Changed on purpose since: AVSM's working grid counts voxels from the image extent and pads to
+at least the training grid (issue 13: a full 2 mm brain was shown to the 4 mm models on a 14 %
+larger grid, and the affine invented a scale). On the tightly cropped bundled pair this moved
+avsm_3d from 0.8057 to 0.8025 and avsm_affine_3d from 0.6054 to 0.6027 (avsm_3d_4mm and the
+refined figures unchanged).
 """
 
 import pytest
@@ -19,10 +25,10 @@ TOL = 0.002
 
 # model id -> (sha256 of the weight file, Dice after registration on the bundled pair)
 PINNED = {
-    "avsm_3d": ("d7eda4303079c8f8727fb5c68c87fd289bf5adb6d6a99540c1cad702107af2fa", 0.8057),
+    "avsm_3d": ("d7eda4303079c8f8727fb5c68c87fd289bf5adb6d6a99540c1cad702107af2fa", 0.8025),
     "avsm_3d_4mm": ("3fc67cad73b943433a3795c38654e037f20ea1a4d406bf544a7b6114c9dc5989", 0.7795),
     "avsm_affine_3d": ("94507ba0057a87805c6e94d85a7a59f2b736265775e6679211d915f45803826b",
-                       0.6054),
+                       0.6027),
     "semantic_bspline_2d": ("37dc0ea662fd5c7c8769d95f21e8e8973970d40b726385d8c170b6a1bd376b3d",
                             0.8104),
     "semantic_bspline_3d": ("89fc0bc52a91bc2132cefdc192cc3c20941f0c7a279beb25e0eb9ca292be55f6",
