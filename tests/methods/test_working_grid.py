@@ -36,3 +36,16 @@ def test_pad_then_crop_is_the_identity_and_a_field_keeps_its_mm():
     assert back.shape == (1, 2, 30, 26)
     torch.testing.assert_close(back, torch.full_like(back, 2.5))
     assert grid.to_working(torch.ones(1, 1, 30, 26)).shape[2:] == grid.padded
+
+
+def test_avsm_grid_of_a_full_2mm_brain_is_the_4mm_training_grid():
+    """96x112x96 at 2 mm -> 48x56x48 at 4 mm (the pooled grid the 4 mm models trained on), not
+    the corner count 49x57x49 padded to 56x64x56, which shows the network a smaller brain."""
+    from napari_deepreg.methods.avsm.method import working_grid as avsm_grid
+
+    grid = avsm_grid((96, 112, 96), (2.0, 2.0, 2.0), 4.0, (48, 56, 48))
+    assert grid.resampled == (48, 56, 48) and grid.padded == (48, 56, 48)
+    assert working_grid((96, 112, 96), (2.0,) * 3, 4.0).resampled == (49, 57, 49)  # corners
+    # a cropped brain is padded to the training grid, a larger one keeps its extent
+    assert avsm_grid((83, 99, 81), (2.0,) * 3, 4.0, (48, 56, 48)).padded == (48, 56, 48)
+    assert avsm_grid((120, 112, 96), (2.0,) * 3, 4.0, (48, 56, 48)).padded == (64, 56, 48)
