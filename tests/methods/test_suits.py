@@ -47,3 +47,15 @@ def test_suits_mind_improves_dice_on_inverted_contrast_and_reports_each_iteratio
     before = _dice(ml[0, 0].numpy(), fl)
     after = _dice(warp_labels(ml, est.field, (1.0, 1.0))[0, 0].numpy(), fl)
     assert after > before + 0.05, (before, after)
+
+
+def test_featcnn_matches_table_1():
+    from napari_deepreg.methods.suits.model import FeatCNN, count_parameters
+
+    net = FeatCNN(3)
+    conv = 2 * (16 * 125 + 16 + 32 * 16 * 27 + 32) + 2 * (32 * 32 * 27 + 32) + 12 * 32 * 27 + 12
+    norm = 2 * 2 * (16 + 32) + 2 * 2 * 32  # affine instance norms: stems twice, shared once
+    assert count_parameters(net) == conv + norm
+    out = net(torch.rand(1, 1, 12, 16, 8), 1)
+    assert out.shape == (1, 12, 6, 8, 4) and 0 < out.min() and out.max() < 1
+    assert FeatCNN(2)(torch.rand(2, 1, 16, 16), 0).shape == (2, 4, 8, 8)
