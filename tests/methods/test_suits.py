@@ -59,3 +59,28 @@ def test_featcnn_matches_table_1():
     out = net(torch.rand(1, 1, 12, 16, 8), 1)
     assert out.shape == (1, 12, 6, 8, 4) and 0 < out.min() and out.max() < 1
     assert FeatCNN(2)(torch.rand(2, 1, 16, 16), 0).shape == (2, 4, 8, 8)
+
+
+def test_guide_loss_reaches_the_featcnn_and_training_steps_lower_it():
+    from napari_deepreg.methods.suits.losses import guide_loss
+    from napari_deepreg.methods.suits.model import FeatCNN
+
+    torch.manual_seed(0)
+    y, x = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    disc = lambda cx: (((x - cx) ** 2 + (y - 16) ** 2) < 64).float()  # noqa: E731
+    fl, ml = disc(16.0).long()[None], disc(13.0).long()[None]
+    fixed = (0.2 + 0.6 * fl.float())[None]
+    moving = (0.9 - 0.7 * ml.float())[None]  # inverted contrast
+    onehot = torch.nn.functional.one_hot(ml, 2).permute(0, 3, 1, 2).float()
+    net = FeatCNN(2)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    u = torch.zeros(1, 2, 9, 9)
+    losses = []
+    for _ in range(8):
+        loss = guide_loss(net, fixed, moving, fl, onehot, u, (1.0, 1.0), lam=0.05)
+        opt.zero_grad()
+        loss.backward()
+        assert all(p.grad is not None for p in net.stems[0].parameters())
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.95 * losses[0], losses
