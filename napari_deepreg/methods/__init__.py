@@ -33,6 +33,10 @@ def _load_builtin() -> None:
 
     register_method(SPEC)
 
+    from .suits.method import SPEC as SUITS_MIND
+
+    register_method(SUITS_MIND)
+
     _load_zoo_models()
 
 
