@@ -22,7 +22,7 @@ from ._layers import METADATA_KEY, PREFIX
 
 POINTS_NAME = PREFIX + "landmark TRE (mm)"
 VECTORS_NAME = PREFIX + "landmark residuals (mm)"
-HEADER = ("point", "TRE before (mm)", "TRE after (mm)", "fixed position (mm)")
+HEADER = ("point", "TRE before (mm)", "TRE after (mm)", "fixed (mm)")
 
 
 class LandmarksPanel(QWidget):
@@ -61,7 +61,9 @@ class LandmarksPanel(QWidget):
         self.summary.setText(
             f"{len(errors.after)} landmark(s): mean TRE {errors.before.mean():.2f} mm before, "
             f"{errors.after.mean():.2f} mm after; worst point {worst + 1} "
-            f"({errors.after[worst]:.2f} mm). Click a row to go there.")
+            f"({errors.after[worst]:.2f} mm). On the canvas the fixed landmarks are coloured "
+            f"(plasma: dark 0 mm, yellow {errors.after.max():.2f} mm) and sized by TRE after; "
+            "yellow vectors: residual to the moving landmark. Click a row to go there.")
         self._put_layers(result, errors)
 
     def _put_layers(self, result: RegistrationResult, errors: LandmarkErrors) -> None:
