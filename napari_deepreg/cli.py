@@ -433,6 +433,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         batch.add_batch_arguments(p)
         p.set_defaults(func=lambda a: batch.batch_from_args(a, read_points=read_points_csv))
 
+    p = sub.add_parser("transform", help="invert a saved transform or compose two")
+    if command in (None, "transform"):
+        from . import reuse
+
+        reuse.add_transform_arguments(p)
+        p.set_defaults(func=reuse.transform_from_args)
+
     p = sub.add_parser("zoo", help="list, check or add pretrained models")
     if command in (None, "zoo"):
         from . import zoo

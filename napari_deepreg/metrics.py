@@ -25,8 +25,7 @@ import numpy as np
 
 from .volume import check_labels
 
-# scipy.ndimage (0.1-0.2 s to import) loads inside the functions that use it; Dice, folds and
-# SDlogJ (all that a run with --no-hausdorff measures) do without it.
+# scipy.ndimage (0.1-0.2 s to import) loads in the functions using it (not Dice, folds, SDlogJ).
 
 # Above this label value, counts and boxes go through np.unique instead of dense tables.
 _DENSE_MAX = 1 << 20
@@ -361,9 +360,8 @@ def tre(
 ) -> np.ndarray:
     """Target registration error (mm) of each landmark pair.
 
-    With the pull-back convention ``warped(x) = moving(x + u(x))`` a fixed point ``p`` lands at
-    ``p + u(p)`` in the moving image; ``u`` is interpolated linearly at ``p`` (voxel index
-    ``(p - origin) / spacing``; points outside the grid take the nearest border value).
+    With the pull-back ``warped(x) = moving(x + u(x))`` fixed ``p`` lands at ``p + u(p)``
+    (:func:`map_points`).
 
     Args:
         fixed_points: ``(K, D)`` physical positions (mm) in the fixed image, array axis order.
@@ -376,27 +374,32 @@ def tre(
     Returns:
         ``(K,)`` float64 errors ``||p + u(p) - q||`` in mm.
     """
-    from scipy import ndimage  # loaded on first use (see the top)
     p = np.asarray(fixed_points, dtype=np.float64)
     q = np.asarray(moving_points, dtype=np.float64)
     if p.ndim != 2 or p.shape != q.shape:
-        raise ValueError(
-            f"point sets must both be (K, D) and match, got {p.shape} and {q.shape}"
-        )
-    ndim = p.shape[1]
+        raise ValueError(f"point sets must both be (K, D) and match, got {p.shape} and {q.shape}")
     if field is not None:
-        u = np.asarray(field, dtype=np.float64)
-        if u.ndim != ndim + 1 or u.shape[0] != ndim:
-            raise ValueError(f"field must be ({ndim}, *spatial) for {ndim}D points, got {u.shape}")
-        sp = np.asarray(_spacing(spacing, ndim))
-        org = np.zeros(ndim) if origin is None else np.asarray(origin, dtype=np.float64)
-        index = ((p - org) / sp).T  # (D, K), what map_coordinates expects
-        disp = np.stack(
-            [ndimage.map_coordinates(u[i], index, order=1, mode="nearest") for i in range(ndim)],
-            axis=1,
-        )
-        p = p + disp
+        p = map_points(p, field, spacing, origin)
     return np.linalg.norm(p - q, axis=1)
+
+
+def map_points(points: np.ndarray, field: np.ndarray, spacing: float | Sequence[float] | None,
+               origin: Sequence[float] | None) -> np.ndarray:
+    """Where fixed points ``p`` (``(K, D)`` mm) land in the moving image: ``p + u(p)`` (mm).
+
+    ``u`` (``(D, *S)`` mm on the fixed grid) is interpolated linearly at voxel index
+    ``(p - origin) / spacing``; points outside the grid take the nearest border value.
+    """
+    from scipy import ndimage  # loaded on first use (see the top)
+    p = np.asarray(points, dtype=np.float64)
+    ndim = p.shape[1]
+    u = np.asarray(field, dtype=np.float64)
+    if u.ndim != ndim + 1 or u.shape[0] != ndim:
+        raise ValueError(f"field must be ({ndim}, *spatial) for {ndim}D points, got {u.shape}")
+    org = np.zeros(ndim) if origin is None else np.asarray(origin, dtype=np.float64)
+    index = ((p - org) / np.asarray(_spacing(spacing, ndim))).T  # (D, K) for map_coordinates
+    return p + np.stack([ndimage.map_coordinates(u[i], index, order=1, mode="nearest")
+                         for i in range(ndim)], axis=1)
 
 
 def endpoint_error(

@@ -32,7 +32,8 @@ from ..volume import InputError
 from . import _ui
 from ._compare import ComparePanel
 from ._folds import FoldsPanel
-from ._inputs import LayerInputs
+from ._inputs import LayerInputs, image_volume
+from ._landmarks import LandmarksPanel
 from ._layers import (
     GRID_NAME,
     METADATA_KEY,
@@ -44,6 +45,7 @@ from ._layers import (
 )
 from ._legend import show_legend
 from ._parameters import parameter_values, parameter_widgets
+from ._reuse import ReusePanel
 from ._run import RegistrationJob, RunFailure, run_job
 from ._save_actions import SaveActions
 
@@ -111,6 +113,10 @@ class RegistrationWidget(SaveActions, QWidget):
 
         self.compare = ComparePanel(napari_viewer)  # checkerboard / difference / flicker
         self.folds = FoldsPanel(napari_viewer)  # fold clusters, click to go there
+        self.landmarks = LandmarksPanel(napari_viewer)  # TRE per point, click to go there
+        self.reuse = ReusePanel(  # apply / invert / compose / load a transform
+            napari_viewer, lambda: None if self.fixed_image.value is None
+            else image_volume(self.fixed_image.value, "fixed"), self._error)
         method_group = _ui.group("Method", method_box.native)
         method_group.layout().addWidget(self.params_box)
         metrics = _ui.column(
@@ -126,6 +132,8 @@ class RegistrationWidget(SaveActions, QWidget):
             _ui.group("Metrics", metrics),
             _ui.section("Compare fixed and warped", self.compare),
             _ui.section("Folds", self.folds),
+            _ui.section("Landmarks", self.landmarks),
+            _ui.section("Reuse the transform", self.reuse),
             margins=None,
         )
         _ui.scrolling(self, content)
@@ -330,6 +338,9 @@ class RegistrationWidget(SaveActions, QWidget):
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
         self.compare.set_result(result, None if job is None else job.fixed.array)
+        points = (job.fixed_points, job.moving_points) if job else (None, None)
+        self.landmarks.show_result(result, *points)
+        self.reuse.set_result(result)
         for button in (self.save_button, self.transform_button, self.report_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)

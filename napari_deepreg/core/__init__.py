@@ -6,6 +6,7 @@ from .fields import (
     bspline_to_field,
     compose,
     field_magnitude,
+    invert_field,
     scale_field_to_voxels,
 )
 from .grid import (
@@ -45,6 +46,7 @@ __all__ = [
     "gaussian_matrix",
     "gaussian_smooth",
     "homogeneous",
+    "invert_field",
     "jacobian_determinant",
     "jacobian_matrix",
     "matmul_along",

@@ -1,4 +1,4 @@
-"""Operations on displacement fields: composition, cubic B-splines, magnitudes.
+"""Operations on displacement fields: composition, inversion, cubic B-splines, magnitudes.
 
 Affine maps live in :mod:`.affine`, the SVF exponential in :mod:`.svf`.
 
@@ -28,6 +28,32 @@ def compose(u: Tensor, v: Tensor, spacing: float | Sequence[float] | None = None
             f"fields must have the same shape, got {tuple(u.shape)} and {tuple(v.shape)}"
         )
     return v + warp_image(u, v, spacing, padding="border")
+
+
+def invert_field(
+    u: Tensor, spacing: float | Sequence[float] | None = None, iterations: int = 50,
+    tolerance: float = 1e-4,
+) -> tuple[Tensor, Tensor]:
+    """Field ``v`` of the inverse map, ``phi_u(phi_v(x)) = x``, by fixed-point iteration.
+
+    ``v(x) = -u(x + v(x))`` is iterated from ``v = -u`` until the largest change is below
+    ``tolerance`` mm or ``iterations`` are done; it converges where ``phi_u`` is invertible with
+    ``|grad u| < 1`` (no folds). Outside the grid ``u`` takes its border value.
+
+    Returns:
+        ``(v, residual)``: the inverse field ``(N, D, *S)`` and the per-voxel error
+        ``|v(x) + u(x + v(x))|`` (mm, ``(N, *S)``), the distance of ``phi_u(phi_v(x))`` from
+        ``x``: the accuracy to state.
+    """
+    check_field(u)
+    v = -u
+    for _ in range(iterations):
+        new = -warp_image(u, v, spacing, padding="border")
+        change = (new - v).norm(dim=1).max()
+        v = new
+        if float(change) < tolerance:
+            break
+    return v, compose(u, v, spacing).norm(dim=1)
 
 
 def _bspline_kernel(stride: int, device, dtype) -> Tensor:
