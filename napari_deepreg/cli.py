@@ -239,9 +239,10 @@ def cmd_warp(args: argparse.Namespace) -> int:
 
     from .core import warp_image, warp_labels
     from .core.device import resolve_device
-    from .io import read_field, resample_to_grid, write_volume
+    from .io import check_output_file, read_field, resample_to_grid, write_output_file, write_volume
     from .volume import check_image, check_labels
 
+    out = check_output_file(args.out, overwrite=args.overwrite)  # before any work
     reference = _read(args.reference, "reference image")
     image = _read(args.image, "image")
     if image.ndim != reference.ndim:
@@ -265,9 +266,8 @@ def cmd_warp(args: argparse.Namespace) -> int:
         else:
             warped = warp_image(data, field_t, grid.spacing)
     array = warped[0, 0].cpu().numpy()
-    out = Path(args.out)
-    write_volume(dataclasses.replace(reference, array=array, name=out.name, metadata={}), out,
-                 labels=args.labels)
+    warped_volume = dataclasses.replace(reference, array=array, name=out.name, metadata={})
+    write_output_file(out, lambda path: write_volume(warped_volume, path, labels=args.labels))
     print(f"wrote {out}")
     return 0
 
@@ -277,10 +277,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from . import qa
     from .core import jacobian_determinant
-    from .io import read_field
+    from .io import check_output_file, read_field, write_output_file
     from .metrics import registration_metrics
     from .volume import check_labels
 
+    out = None if args.out is None else check_output_file(args.out, overwrite=args.overwrite)
     fixed = _read(args.fixed_labels, "fixed labels")
     warped = _read(args.warped_labels, "warped labels")
     moving = _read(args.moving_labels, "moving labels")
@@ -298,13 +299,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, value in summary.items():
         unit = qa.metric_unit(name)
         print(f"{name:<14} {qa.format_value(name, value)}{' ' + unit if unit else ''}")
-    if args.out is not None:
-        out = Path(args.out)
+    if out is not None:
         document = {"metrics": summary, "labels": rows,
                     "inputs": {"fixed_labels": str(args.fixed_labels),
                                "warped_labels": str(args.warped_labels),
                                "moving_labels": args.moving_labels, "field": args.field}}
-        out.write_text(json.dumps(qa.to_jsonable(document), indent=2, allow_nan=False) + "\n")
+        text = json.dumps(qa.to_jsonable(document), indent=2, allow_nan=False) + "\n"
+        write_output_file(out, lambda path: path.write_text(text))
         print(f"wrote {out}")
     return 0
 
@@ -395,7 +396,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("field", metavar="FIELD", help="displacement field image or .h5 transform")
     p.add_argument("image", metavar="IMAGE", help="image or label map to warp")
     p.add_argument("--reference", required=True, metavar="FIXED", help="the fixed image")
-    p.add_argument("--out", required=True, metavar="PATH", help="output image file")
+    p.add_argument("--out", required=True, metavar="PATH",
+                   help="output image file (an existing file is kept unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--labels", action="store_true",
                    help="IMAGE is a label map (label-preserving warp, integer output)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
@@ -409,7 +412,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--moving-labels", metavar="M",
                    help="moving labels on the fixed grid, for the before-registration figures")
     p.add_argument("--field", metavar="FIELD", help="displacement field for the Jacobian figures")
-    p.add_argument("--out", metavar="metrics.json", help="write the figures as JSON")
+    p.add_argument("--out", metavar="metrics.json",
+                   help="write the figures as JSON (an existing file is kept unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
     p.set_defaults(func=cmd_evaluate)
 

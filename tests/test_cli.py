@@ -308,3 +308,48 @@ def test_progress_printer_tty_redraws_and_log_is_sparse():
         printer.update(step, 100, f"level 1 {step}/100")
     printer.close()
     assert 5 <= len(log.getvalue().splitlines()) <= 12
+
+
+# ------------------------------------------------- warp / evaluate: the --out file rules
+
+
+def _warp_argv(pair2d, target) -> list[str]:
+    paths, out, _ = pair2d
+    return ["warp", str(out / "field.nii.gz"), str(paths["moving"]), "--reference",
+            str(paths["fixed"]), "--out", str(target), "--device", "cpu"]
+
+
+def _evaluate_argv(pair2d, target) -> list[str]:
+    paths, out, _ = pair2d
+    return ["evaluate", str(paths["fixed_labels"]), str(out / "warped_labels.nii.gz"),
+            "--no-hausdorff", "--out", str(target)]
+
+
+@pytest.mark.parametrize("make_argv,name", [(_warp_argv, "w.nii.gz"),
+                                            (_evaluate_argv, "m.json")])
+def test_warp_and_evaluate_out_follow_the_register_rules(pair2d, tmp_path, capsys, make_argv,
+                                                         name):
+    target = tmp_path / name
+    target.write_text("the user's own file")
+    assert cli.main(make_argv(pair2d, target)) == 2  # no overwrite without --overwrite
+    assert "--overwrite" in _one_line_error(capsys)
+    assert target.read_text() == "the user's own file"
+    assert cli.main([*make_argv(pair2d, target), "--overwrite"]) == 0
+    assert target.read_bytes() != b"the user's own file"
+    capsys.readouterr()
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("not to be touched")
+    link = tmp_path / ("link-" + name)
+    link.symlink_to(elsewhere)
+    assert cli.main([*make_argv(pair2d, link), "--overwrite"]) == 2  # a link is refused
+    assert "symbolic link" in _one_line_error(capsys)
+    assert elsewhere.read_text() == "not to be touched"
+
+    assert cli.main(make_argv(pair2d, "")) == 2  # an empty --out is refused
+    assert "empty" in _one_line_error(capsys)
+
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    assert cli.main([*make_argv(pair2d, folder), "--overwrite"]) == 2
+    assert "not a file" in _one_line_error(capsys)

@@ -26,8 +26,16 @@ def _direction(layer: Layer, ndim: int) -> np.ndarray | None:
     direction = (layer.metadata or {}).get("direction")
     if direction is None:
         return None
-    direction = np.asarray(direction, dtype=float)
-    return direction if direction.shape == (ndim, ndim) else None
+    try:
+        direction = np.asarray(direction, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"layer {layer.name!r} has a direction that is not a matrix") from exc
+    if direction.shape != (ndim, ndim):  # used as identity before: a silent repair
+        raise InputError(
+            f"layer {layer.name!r} has a {direction.shape} direction in its metadata; "
+            f"a {ndim}D image needs ({ndim}, {ndim})"
+        )
+    return direction
 
 
 def image_volume(layer: Image, what: str) -> Volume:
@@ -65,6 +73,16 @@ def labels_volume(layer: Labels, image: Volume, what: str) -> Volume:
     the labels' names, when the layer has them, in ``metadata["names"]``."""
     if layer.multiscale:
         raise InputError(f"{what} layer {layer.name!r} is multiscale; open one resolution level")
+    ndim = len(image.spacing)
+    if layer.ndim == ndim and not (
+        np.allclose(tuple(layer.scale), image.spacing, rtol=1e-6, atol=0)
+        and np.allclose(tuple(layer.translate), image.origin, rtol=0, atol=1e-6)
+    ):  # the labels would be placed on the image's grid while they are shown elsewhere
+        raise InputError(
+            f"{what} layer {layer.name!r} has scale {tuple(layer.scale)} and translate "
+            f"{tuple(layer.translate)} but its image has {tuple(image.spacing)} and "
+            f"{tuple(image.origin)}; resample the labels onto the image first"
+        )
     volume = Volume(
         np.array(layer.data, copy=True), image.spacing, image.origin, image.direction, layer.name
     )

@@ -13,9 +13,11 @@ from .outputs import (
     OUTPUTS,
     TRANSFORM_FILES,
     TRANSFORM_OUTPUTS,
+    check_output_file,
     check_output_folder,
     export_transforms,
     read_manifest,
+    write_output_file,
     write_outputs,
 )
 from .transforms import (
@@ -54,6 +56,7 @@ __all__ = [
     "TRANSFORM_OUTPUTS",
     "TRANSFORM_SUFFIXES",
     "affine_to_physical",
+    "check_output_file",
     "check_output_folder",
     "describe_grid",
     "direction_is_identity",
@@ -69,6 +72,7 @@ __all__ = [
     "read_volume",
     "resample_to_grid",
     "to_sitk",
+    "write_output_file",
     "write_outputs",
     "write_volume",
 ]

@@ -181,6 +181,39 @@ def check_output_folder(
     return folder
 
 
+def check_output_file(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Check, writing nothing, that a single output file (``warp --out``, ``evaluate --out``)
+    may be written at ``out``: the rules of :func:`check_output_folder` for one file.
+
+    Refuses an empty name, a symbolic link (its target would be written), something that is
+    not a regular file, and an existing file unless ``overwrite``. Returns the path.
+    """
+    text = os.fspath(out)
+    if not str(text).strip():
+        raise InputError("no output file given (an empty name); name a file to write")
+    path = Path(text)
+    if path.is_symlink():
+        raise InputError(
+            f"output {path} is a symbolic link (to {os.path.realpath(path)}); refusing to write "
+            "through it; name the real file instead"
+        )
+    if path.exists() and not path.is_file():
+        raise InputError(f"output {path} exists and is not a file")
+    if path.exists() and not overwrite:
+        raise InputError(
+            f"output {path} already exists; choose another name or pass --overwrite to replace it"
+        )
+    if not path.parent.is_dir():
+        raise InputError(f"the folder of output {path} does not exist")
+    return path
+
+
+def write_output_file(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write one output file through a temporary name (a failed write leaves ``path`` as it
+    was; the rename replaces rather than follows a link put there meanwhile)."""
+    _replace_via_temp(path, write)
+
+
 def _replace_via_temp(path: Path, write: Callable[[Path], Any]) -> None:
     """Write to a temporary name next to ``path``, then rename it over ``path``.
 
