@@ -340,8 +340,9 @@ def test_cancel_stops_quickly_and_adds_nothing(qtbot, loaded_viewer, errors):
 def test_bad_input_is_refused_with_one_error_and_nothing_changes(qtbot, loaded_viewer, errors):
     viewer, widget = loaded_viewer
     rng = np.random.default_rng(0)
-    viewer.add_image(np.full((24, 28, 24), 3.0, dtype=np.float32), name="flat", scale=SCALE)
-    viewer.add_labels(np.zeros((24, 28, 20), dtype=np.int32), name="odd labels", scale=SCALE)
+    geometry = {"scale": SCALE, "translate": TRANSLATE}  # the pair's grid: only the data is bad
+    viewer.add_image(np.full((24, 28, 24), 3.0, dtype=np.float32), name="flat", **geometry)
+    viewer.add_labels(np.zeros((24, 28, 20), dtype=np.int32), name="odd labels", **geometry)
     viewer.add_image(rng.random((28, 24), dtype=np.float32), name="slice")
     viewer.add_image(rng.random((28, 24, 3), dtype=np.float32), name="photo", rgb=True)
     viewer.add_points(np.array([[5.0, 6.0, 7.0]]), name="lonely points")
