@@ -17,8 +17,7 @@ from torch import Tensor
 
 from ...nets.flownet_roi import GRID_MULTIPLE, FlowNetROI
 from ..base import Estimate, MethodSpec, Progress
-from ..learned import check_model_dims, check_pair, learned_method_spec, model_source
-from ..learned import target_device
+from ..learned import check_model_dims, check_pair, learned_method_spec, model_source, target_device
 from ..models import model_file_notes
 from ..refine import maybe_refine, refine_steps
 from ..semantic_bspline.method import normalise_batch
