@@ -87,3 +87,30 @@ def test_a_good_result_is_kept(pair2d):
     assert result.metrics["dice_after"] > result.metrics["dice_before"] + 0.1
     assert not any(n.startswith("warning:") for n in result.notes)
     assert result.metrics["guard_nmi_method"] > result.metrics["guard_nmi_identity"]
+
+
+def test_ngf_sees_edges_whatever_their_contrast():
+    y, x = torch.meshgrid(torch.arange(40.0), torch.arange(48.0), indexing="ij")
+    a = ((y - 20) ** 2 + (x - 24) ** 2 < 100).float()[None, None]  # a disc
+    sp = (1.0, 1.0)
+    same = guard.ngf(a, a, sp)
+    assert same > 0.02
+    assert guard.ngf(a, 1 - a, sp) == pytest.approx(same)  # inverted contrast: same score
+    assert guard.ngf(a, 0.5 * a + 0.2, sp) > 0.5 * same  # a weaker copy still lines up
+    shifted = torch.roll(a, 4, dims=3)
+    assert guard.ngf(a, shifted, sp) < 0.5 * same
+    assert guard.ngf(a, torch.zeros_like(a), sp) == 0.0
+
+
+def test_misaligned_edges_are_caught_where_nmi_is_blind(pair2d, monkeypatch):
+    # NMI made blind (the same score for every candidate): edge alignment alone must still
+    # refuse a negated field and keep the true one
+    monkeypatch.setattr(guard, "nmi", lambda a, b, bins=guard.BINS: 1.5)
+    f, m, sp = _tensors(pair2d)
+    true = torch.from_numpy(np.asarray(pair2d["field"], np.float32))[None]
+    good = guard.check(Estimate(true), f, m, sp)
+    assert good.returned == "method"
+    assert good.scores["method"]["ngf"] > good.scores["identity"]["ngf"]
+    bad = guard.check(Estimate(-true), f, m, sp)
+    assert bad.returned == "identity"
+    assert "NGF" in bad.notes[0] and "NMI" not in bad.notes[0]
