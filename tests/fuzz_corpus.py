@@ -48,7 +48,8 @@ FILE_DEFECTS = {
     "empty": "bad", "nan_voxel": "bad", "inf_voxel": "bad", "zero_spacing": "bad",
     "nan_spacing": "bad", "wrong_offset": "bad", "bigger_size": "bad", "fifo": "bad",
     "missing": "bad", "folder_without_dicom": "bad", "data_file_outside": "bad",
-    "bad_extension": "bad",
+    "bad_extension": "bad", "dicom_series": "good", "dicom_member_file": "good",
+    "dicom_missing_slice": "bad", "dicom_truncated_slice": "bad", "dicom_garbage_slice": "bad",
 }
 FORMATS = (".nii", ".nii.gz", ".nrrd", ".mha")
 
@@ -204,6 +205,52 @@ def _write_valid(path: Path, array: np.ndarray, spacing) -> None:
     sitk.WriteImage(image, str(path), False)
 
 
+def write_dicom_series(folder: Path, array: np.ndarray, spacing) -> list[Path]:
+    """``array`` (z, y, x) int16 as one DICOM file per slice, positions ``z * spacing[0]`` mm."""
+    import SimpleITK as sitk
+
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    uid = "1.2.826.0.1.3680043.2.1125.7"
+    files = []
+    for z in range(array.shape[0]):
+        image = sitk.GetImageFromArray(array[z])
+        image.SetSpacing((spacing[2], spacing[1]))
+        tags = {"0020|000d": uid, "0020|000e": f"{uid}.1", "0008|0018": f"{uid}.2.{z}",
+                "0008|0060": "MR", "0020|0013": str(z + 1),
+                "0020|0032": f"0\\0\\{z * spacing[0]:.6f}", "0020|0037": "1\\0\\0\\0\\1\\0",
+                "0028|0030": f"{spacing[1]:.6f}\\{spacing[2]:.6f}",
+                "0018|0050": f"{spacing[0]:.6f}"}
+        for key, value in tags.items():
+            image.SetMetaData(key, value)
+        files.append(folder / f"slice {z:03d}.dcm")
+        writer.SetFileName(str(files[-1]))
+        writer.Execute(image)
+    return files
+
+
+def _dicom_case(case: dict, folder: Path, rng: np.random.Generator) -> dict:
+    """A DICOM series folder (int16 slices), whole or with one slice missing or damaged."""
+    defect = case["defect"]
+    array = rng.integers(0, 1000, size=(int(rng.integers(5, 9)), *case["array"].shape[1:]))
+    case["array"] = array = array.astype(np.int16)
+    case["spacing"] = tuple(round(s, 3) for s in case["spacing"])
+    files = write_dicom_series(folder / "series", array, case["spacing"])
+    case["path"] = folder / "series"
+    inner = files[int(rng.integers(1, len(files) - 1))]  # not an end slice: a gap inside
+    if defect == "dicom_member_file":
+        case["path"] = files[int(rng.integers(0, len(files)))]
+    elif defect == "dicom_missing_slice":
+        inner.unlink()
+    elif defect == "dicom_truncated_slice":
+        data = inner.read_bytes()
+        inner.write_bytes(data[: int(rng.integers(1, len(data) - 1))])
+    elif defect == "dicom_garbage_slice":
+        inner.write_bytes(rng.bytes(len(inner.read_bytes())))
+    return case
+
+
 def make_file_case(defect: str, fmt: str, folder: Path, rng: np.random.Generator) -> dict:
     """Write a file with ``defect`` into ``folder``; ``{"path", "array", "spacing", "expect"}``."""
     shape = tuple(int(n) for n in rng.integers(5, 11, size=3))
@@ -217,6 +264,8 @@ def make_file_case(defect: str, fmt: str, folder: Path, rng: np.random.Generator
         array = array.copy()
         array[tuple(int(rng.integers(0, n)) for n in shape)] = (
             np.nan if defect == "nan_voxel" else np.inf)
+    if defect.startswith("dicom_"):
+        return _dicom_case(case, folder, rng)
     if defect == "fifo":
         os.mkfifo(path)
         return case

@@ -91,6 +91,27 @@ def test_truncated_gzip_nifti_is_refused(tmp_path):
         read_volume(path)
 
 
+@pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
+def test_dicom_series_with_a_lost_slice_is_refused(tmp_path, damage):
+    # GDCM skips a missing or unreadable slice file and ITK stretches the spacing over the gap:
+    # the volume came back one slice short with a spacing that no scanner used
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fuzz_corpus import write_dicom_series
+
+    array = np.arange(7 * 6 * 5, dtype=np.int16).reshape(7, 6, 5)
+    files = write_dicom_series(tmp_path / "series", array, (2.5, 1.0, 1.5))
+    whole = read_volume(tmp_path / "series")
+    np.testing.assert_array_equal(whole.array, array)
+    np.testing.assert_allclose(whole.spacing, (2.5, 1.0, 1.5))
+    if damage == "missing":
+        files[3].unlink()
+    else:
+        data = files[3].read_bytes()
+        files[3].write_bytes(data[:200] if damage == "truncated" else os.urandom(len(data)))
+    with pytest.raises(InputError, match="slice"):
+        read_volume(tmp_path / "series")
+
+
 def test_nifti_with_a_wrong_vox_offset_is_refused(tmp_path):
     path = _patch(_nifti(tmp_path / "img.nii", _image()), 108, "<f", 352.0 + 800)
     with pytest.raises(InputError, match="offset"):

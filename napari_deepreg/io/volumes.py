@@ -216,12 +216,53 @@ def _read_dicom_dir(folder: Path, member: Path | None = None) -> sitk.Image:
         files = chosen[0]
     else:
         files = max(files_per_series, key=len)
+    _check_slice_positions(folder, files)
     reader.SetFileNames(files)
     try:
         return reader.Execute()
     except RuntimeError as error:
         message = f"could not read the DICOM series in {folder}: {_first_line(error)}"
         raise InputError(message) from error
+
+
+#: largest accepted difference between a DICOM series' slice steps, relative to the median step
+SLICE_STEP_TOLERANCE = 0.05
+
+
+def _check_slice_positions(folder: Path, files: Sequence[str]) -> None:
+    """Refuse a series whose slices are not evenly spaced along their normal.
+
+    GDCM leaves out a missing, truncated or unreadable slice file without a word, and ITK then
+    spreads the remaining slices over the whole extent: one slice short, with a spacing no
+    scanner used. The positions (ImagePositionPatient on the ImageOrientationPatient normal)
+    must step evenly; a series without those tags is left to ITK.
+    """
+    if len(files) < 3:
+        return
+    positions = []
+    info = sitk.ImageFileReader()
+    for name in files:
+        info.SetFileName(name)
+        try:
+            info.ReadImageInformation()
+            pos = [float(v) for v in info.GetMetaData("0020|0032").split("\\")]
+            cosines = [float(v) for v in info.GetMetaData("0020|0037").split("\\")]
+        except (RuntimeError, ValueError):
+            return
+        if len(pos) != 3 or len(cosines) != 6:
+            return
+        positions.append((pos, cosines))
+    row, col = np.array(positions[0][1][:3]), np.array(positions[0][1][3:])
+    normal = np.cross(row, col)
+    along = np.sort([float(np.dot(normal, p)) for p, _ in positions])
+    steps = np.diff(along)
+    median = float(np.median(steps))
+    if median <= 0 or float(np.abs(steps - median).max()) > SLICE_STEP_TOLERANCE * median:
+        raise InputError(
+            f"the DICOM series in {folder} has uneven slice positions (steps of "
+            f"{steps.min():.3g} to {steps.max():.3g} mm between its {len(files)} readable "
+            "slices): a slice file is missing or unreadable; restore the series"
+        )
 
 
 def _scalar_2d_or_3d(image: sitk.Image, path: Path) -> sitk.Image:
