@@ -77,12 +77,20 @@ def estimate_bytes(shape: Sequence[int], spacing: Sequence[float], config: Any) 
     """Memory a run needs, by part: ``native`` (the fixed grid), ``working``, ``bspline``.
 
     The working parts are known for instance optimisation (its config has ``max_working_size``
-    and ``control_spacing``); a learned method's working grid is fixed by its model and small.
+    and ``control_spacing``) and for a learned method's test-time refinement (``refine``: an
+    instance optimisation on a grid of at most ``refine.MAX_WORKING_SIZE`` voxels a side, bounded);
+    a learned network's own grid is fixed by its model and small (at most 96x112x96 here).
     """
     ndim = len(shape)
     parts = {"native": math.prod(shape) * 4 * (_NATIVE_VALUES + _NATIVE_VALUES_PER_DIM * ndim)}
     if hasattr(config, "max_working_size") and hasattr(config, "control_spacing"):
         parts["working"], parts["bspline"] = _instance_opt_bytes(shape, spacing, config)
+    elif getattr(config, "refine", False) is True:
+        from .methods.refine import MAX_WORKING_SIZE
+
+        factor = min(1.0, MAX_WORKING_SIZE / max(shape))
+        grid = [max(2, round(n * factor)) for n in shape]
+        parts["refine"] = math.prod(grid) * 4 * (_WORKING_VALUES + _WORKING_VALUES_PER_DIM * ndim)
     return parts
 
 
@@ -109,6 +117,8 @@ def check_memory(
         hint = (f"the spacing {tuple(float(s) for s in spacing)} mm makes the B-spline control "
                 f"spacing of {config.control_spacing:g} mm span billions of voxels: check the "
                 "image spacing (mm) or lower --param control_spacing")
+    elif worst == "refine":
+        hint = "run without test-time refinement (--param refine=false)"
     elif worst == "working":
         size = int(config.max_working_size)
         while size > 16 and sum(estimate_bytes(shape, spacing, _with(config, size)).values()) \

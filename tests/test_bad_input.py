@@ -264,6 +264,25 @@ def test_memory_estimate_suggests_a_lower_working_resolution():
     check_memory((64, 64, 64), (1, 1, 1), cfg, "instance_opt", available=24 * 1024**3)
 
 
+def test_memory_estimate_counts_a_learned_methods_refinement():
+    from napari_deepreg.memory import check_memory, estimate_bytes
+    from napari_deepreg.methods import get_method
+
+    spec = get_method("semantic_bspline_3d")
+    refined, plain = spec.make_config({"refine": True}), spec.make_config({"refine": False})
+    shape, spacing = (96, 112, 96), (2.0, 2.0, 2.0)
+    assert "refine" in estimate_bytes(shape, spacing, refined)
+    assert "refine" not in estimate_bytes(shape, spacing, plain)
+    # bounded by the refinement's grid: a 2x finer 1 mm brain costs the refinement no more
+    fine = estimate_bytes((384, 448, 384), (0.5, 0.5, 0.5), refined)
+    assert fine["refine"] == estimate_bytes((192, 224, 192), (1, 1, 1), refined)["refine"]
+    # memory enough for the run without refinement: the refined run is refused, with the fix
+    free = int(estimate_bytes(shape, spacing, plain)["native"] / 0.8 * 1.05)
+    with pytest.raises(InputError, match="refine=false"):
+        check_memory(shape, spacing, refined, "semantic_bspline_3d", available=free)
+    check_memory(shape, spacing, plain, "semantic_bspline_3d", available=free)
+
+
 # ------------------------------------------------------------------------ 8. output folders
 
 

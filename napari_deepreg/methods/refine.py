@@ -63,6 +63,10 @@ class RefineSettingsFields:
     )
 
 
+#: longest axis (voxels) of the refinement's finest grid, by default
+MAX_WORKING_SIZE = 128
+
+
 @dataclass(frozen=True)
 class RefineSettings:
     """What the refinement needs from a method's inference config.
@@ -89,7 +93,7 @@ class RefineSettings:
     regularisation: float
     control_spacing: float
     levels: int = 2
-    max_working_size: int = 128
+    max_working_size: int = MAX_WORKING_SIZE
     # 1 %: on the 3D sample the coarse level then stops after 27-40 steps with the same Dice;
     # 0.1 % never stopped (Adam keeps lowering the loss by about 1 % per 5 steps for long)
     tolerance: float = 1e-2
