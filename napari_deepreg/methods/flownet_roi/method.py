@@ -89,7 +89,8 @@ def zoo_method_spec(entry: Any) -> MethodSpec:
         entry, estimate, FlowNetROIConfig,
         title=f"FlowNet + ROI (2D only, {entry.id})",
         description="Unsupervised FlowNet-style registration with an HNN ROI module (Shan et "
-        "al. 2018). A 2D method: 3D volumes are refused.",
+        "al. 2018). A 2D method: 3D volumes are refused (registering a volume slice by "
+        "slice is not offered).",
     )
 
 
