@@ -168,16 +168,17 @@ def means(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_table(entries: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of :func:`means`."""
     heads = ("method", "pairs", "Dice before", "Dice after", "EPE mm", "TRE before", "TRE mm",
-             "fold %", "s / pair", "worse")
+             "fold %", "s / pair", "CPU s", "worse")
     keys = ("method", "pairs", "dice_before", "dice_after", "epe_mm", "tre_before_mm",
-            "tre_mm", "fold_percent", "time_s", "worse")
+            "tre_mm", "fold_percent", "time_s", "cpu_s", "worse")
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for e in entries:
         cells = []
         for key in keys:
             value = e[key]
             if isinstance(value, float):
-                digits = 3 if key in ("dice_before", "dice_after", "fold_percent", "time_s") \
+                digits = 3 if key in ("dice_before", "dice_after", "fold_percent", "time_s",
+                                           "cpu_s") \
                     else 2
                 cells.append(f"{value:.{digits}f}")
             else:
