@@ -57,15 +57,24 @@ FIGURES = ("dice_before", "dice_after", "epe_mm", "tre_before_mm", "tre_mm", "fo
            "sdlogj", "time_s", "cpu_s")
 
 
+#: ``--contrast none``: the same pairs without the moving image's gamma, bias and noise
+NO_CONTRAST_CHANGE = {"gamma": (1.0, 1.0), "bias": 0.0, "noise": 0.0}
+
+
 def heldout_slices(count: int | None = None,
-                   cache: str | Path | None = "results/bench/cases") -> list[_cases.BenchCase]:
-    """The first ``count`` (all: None) pairs of :data:`SLICES`, cached like the benchmark's."""
+                   cache: str | Path | None = "results/bench/cases",
+                   contrast_change: bool = True) -> list[_cases.BenchCase]:
+    """The first ``count`` (all: None) pairs of :data:`SLICES`, cached like the benchmark's;
+    without ``contrast_change`` the moving image keeps the fixed image's intensities."""
     out = []
+    contrast = _cases._CONTRAST if contrast_change else NO_CONTRAST_CHANGE
     for anatomy, plane, position, seed in SLICES[:count]:
         name = f"heldout_{anatomy}_{plane}_{int(round(100 * position))}"
+        if not contrast_change:
+            name += "_same_contrast"
         spec = _cases.CaseSpec(name, "2d-slices", _cases.build_synthetic_slice,
                                dict(anatomy=anatomy, plane=plane, position=position, seed=seed,
-                                    **_cases._DEFORM_2D, **_cases._CONTRAST))
+                                    **_cases._DEFORM_2D, **contrast))
         path = _cases.case_path(spec, cache) if cache is not None else None
         if path is not None and path.is_file():
             out.append(_cases.BenchCase.load(path))
@@ -194,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated, as benchmarks.run takes them")
     parser.add_argument("--pairs", type=int, default=None, help="the first N pairs (all)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every tool")
+    parser.add_argument("--contrast", choices=("change", "none"), default="change",
+                        help="the moving image's gamma / bias / noise (none: same intensities)")
     parser.add_argument("--cache", default="results/bench/cases", help="built cases")
     parser.add_argument("--out", type=Path, default=Path("results/heldout_2d"))
     args = parser.parse_args(argv)
@@ -201,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "benchmarks.heldout_2d",
                           *(sys.argv[1:] if argv is None else argv)])
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    cases = heldout_slices(args.pairs, args.cache)
+    cases = heldout_slices(args.pairs, args.cache, args.contrast == "change")
     rows = run(cases, args.methods)
     entries = means(rows)
     table = format_table(entries)
