@@ -131,7 +131,8 @@ def _checked_points(points: np.ndarray | None, ndim: int, what: str) -> np.ndarr
 def _check_dims(ndim: int, ndims: Sequence[int], method: str | None) -> None:
     if ndim not in ndims:
         who = f"method {method!r}" if method else "the method"
-        raise InputError(f"{who} supports {'/'.join(f'{d}D' for d in ndims)} images, not {ndim}D")
+        raise InputError(f"{who} supports {'/'.join(f'{d}D' for d in ndims)} images, not "
+                         f"{ndim}D: pick a method marked [{ndim}D] (instance_opt takes both)")
 
 
 @dataclass(frozen=True, eq=False)

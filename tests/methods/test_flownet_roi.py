@@ -154,3 +154,24 @@ def test_one_training_step_lowers_the_loss():
     opt.step()
     after, _ = task.loss(model, batch)
     assert float(after) < float(before)
+
+
+def test_the_shipped_model_improves_dice_on_the_2d_sample():
+    from napari_deepreg.pipeline import register, run_to_end
+    from napari_deepreg.sample import load_sample
+
+    pair = load_sample("brain2d")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_to_end(register(
+            pair["fixed"], pair["moving"], method="flownet_roi_2d", config={"refine": False},
+            fixed_labels=pair["fixed_labels"], moving_labels=pair["moving_labels"],
+            device="cpu", hausdorff=False))
+    finally:
+        torch.set_num_threads(before)
+    m = result.metrics
+    # feed-forward 0.7016 -> 0.8025 (tests/test_zoo_pinned.py pins it); the guard keeps it
+    assert m["dice_after"] > m["dice_before"] + 0.07
+    assert m["guard_returned"] == "method"
+    assert m["fold_percent"] < 0.1

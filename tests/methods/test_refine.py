@@ -45,6 +45,7 @@ def _score(field, fixed_labels, moving_labels, sp):
 
 @pytest.mark.parametrize("model,sample,shrink", [
     ("semantic_bspline_2d", "brain2d", 1),
+    ("flownet_roi_2d", "brain2d", 1),
     ("avsm_3d_4mm", "brain3d", 2),  # the 3D pair at 4 mm keeps the test to seconds
 ])
 def test_refinement_improves_the_prediction(model, sample, shrink):

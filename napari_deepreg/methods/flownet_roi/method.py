@@ -33,8 +33,11 @@ def predict_field(model: FlowNetROI, net_config: FlowNetROINetConfig, fixed: Ten
                   moving: Tensor, spacing: Sequence[float]) -> tuple[Tensor, dict[str, Any]]:
     """The model's field ``(1, 2, H, W)`` (mm) for a 2D pair on one grid, at its resolution."""
     shape = tuple(fixed.shape[2:])
+    # voxels counted from the extent (256 px at 1 mm -> 128 at 2 mm): counted between the
+    # corner voxels' centres they were 129, padded to 192, and the network ran on 2.25 times
+    # the pixels (27.9 ms instead of ~12 ms per 256x256 pair, benchmarks/time_flownet_roi.py)
     grid = working_grid(shape, spacing, net_config.voxel_size, GRID_MULTIPLE,
-                        min_shape=net_config.working_shape)
+                        min_shape=net_config.working_shape, corners=False)
     pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
     with torch.no_grad():
         out = model(pair[:1], pair[1:], grid.spacing)
@@ -86,7 +89,8 @@ def zoo_method_spec(entry: Any) -> MethodSpec:
         entry, estimate, FlowNetROIConfig,
         title=f"FlowNet + ROI (2D only, {entry.id})",
         description="Unsupervised FlowNet-style registration with an HNN ROI module (Shan et "
-        "al. 2018). A 2D method: 3D volumes are refused.",
+        "al. 2018). A 2D method: 3D volumes are refused (registering a volume slice by "
+        "slice is not offered).",
     )
 
 

@@ -189,7 +189,9 @@ class FlowNetROITask(TrainTask):
             "modality": "MR brain slices, mono-modal pairs (random shared contrast)",
             "working_resolution": f"{shape} @ {cfg.voxel_size:g} mm",
             "training_data": lm.describe(
-                cfg, f"2D slices, variant {cfg.variant}, one shared random contrast per pair"
+                cfg, f"2D slices, variant {cfg.variant}, one shared random contrast per pair",
+                "re-synthesised with one random intensity per tissue for both (mono-modal; "
+                "independent texture and noise)",
             ),
             "label_names": {str(k): v for k, v in TISSUE_NAMES.items()},
         }

@@ -250,14 +250,16 @@ def image_similarity(kind: str, warped: Tensor, fixed: Tensor) -> Tensor:
     return fixed.new_zeros(())
 
 
-def describe(config: Any, family: str) -> str:
-    """The model file's ``training_data`` sentence for label-map training."""
+def describe(config: Any, family: str,
+             contrasts: str = "with independent random contrasts") -> str:
+    """The model file's ``training_data`` sentence for label-map training (``contrasts``: how
+    the two images of a pair get their intensities)."""
     shapes = float(config.p_shapes.get("train", 0.0))
     return (
         f"synthetic pairs from the label bank ({family}): label maps of the "
         f"{', '.join(config.label_train_families)} atlases and {100 * shapes:g} % random shapes,"
-        " two synthetic subjects (random deformations, label edits) with independent random "
-        f"contrasts; affine motion up to {config.rotation_deg:g} deg / +-{100 * config.scale:g}"
+        f" two synthetic subjects (random deformations, label edits) {contrasts}; affine "
+        f"motion up to {config.rotation_deg:g} deg / +-{100 * config.scale:g}"
         f" % / {config.translation_mm:g} mm, none in {100 * config.p_no_affine:g} %; validated on "
         f"the held-out {', '.join(config.label_val_families)} atlases; MNI 2009a (the bundled "
         "samples) never seen"
