@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -99,6 +101,43 @@ def working_grid(
     return WorkingGrid(resampled, new_spacing, padded)
 
 
+def normalise_batch(images: Tensor, low: float = 0.005, high: float = 0.995) -> Tensor:
+    """Each image's ``[low, high]`` quantiles to ``[0, 1]``, clipped (as the pipeline does)."""
+    flat = images.flatten(1).float()
+    if flat.shape[1] > 1 << 24:  # torch.quantile's limit: subsample huge images
+        flat = flat[:, :: math.ceil(flat.shape[1] / (1 << 24))]
+    if flat.device.type == "cpu":
+        # numpy selects (partition) where torch.quantile sorts: same linear interpolation,
+        # 7x faster on a 2 mm brain pair (0.06 s instead of 0.4 s)
+        q = np.percentile(flat.detach().numpy(), [100 * low, 100 * high], axis=1)
+        q = torch.from_numpy(q).to(flat)
+    else:
+        q = torch.quantile(flat, torch.tensor([low, high], device=images.device), dim=1)
+    lo = q[0].view(-1, *[1] * (images.ndim - 1))
+    hi = q[1].view(-1, *[1] * (images.ndim - 1))
+    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+    return ((images - lo) / span).clamp(0, 1)
+
+
+def predict_on_grid(model: torch.nn.Module, grid: WorkingGrid, fixed: Tensor, moving: Tensor
+                    ) -> tuple[Tensor, dict[str, list]]:
+    """A registration network's field for a pair, through its working grid.
+
+    The pair (``(1, 1, *S)`` each) is brought to the grid (resampled, padded), normalised after
+    padding like the training images with their background margin, registered without
+    gradients (``model(fixed, moving, spacing)["field"]``, mm), and the field brought back to
+    ``S`` (its values are mm, so they carry over). Returns ``(field (1, D, *S), info)``.
+    """
+    shape = tuple(fixed.shape[2:])
+    pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
+    with torch.no_grad():
+        out = model(pair[:1], pair[1:], grid.spacing)
+    field = grid.from_working(out["field"], shape)
+    info = {"working_shape": list(grid.resampled), "working_spacing": list(grid.spacing),
+            "padded_shape": list(grid.padded)}
+    return field, info
+
+
 def pad_centre(x: Tensor, shape: Sequence[int]) -> Tensor:
     """Zero-pad ``(N, C, *S)`` to ``(N, C, *shape)``, the image centred (odd voxel after)."""
     pads: list[int] = []
@@ -108,4 +147,5 @@ def pad_centre(x: Tensor, shape: Sequence[int]) -> Tensor:
     return F.pad(x, pads)
 
 
-__all__ = ["WorkingGrid", "fit_shape", "pad_centre", "working_grid"]
+__all__ = ["WorkingGrid", "fit_shape", "normalise_batch", "pad_centre", "predict_on_grid",
+           "working_grid"]

@@ -20,8 +20,7 @@ from ..base import Estimate, MethodSpec, Progress
 from ..learned import check_model_dims, check_pair, learned_method_spec, model_source, target_device
 from ..models import model_file_notes
 from ..refine import maybe_refine, refine_steps
-from ..semantic_bspline.method import normalise_batch
-from ..working_grid import working_grid
+from ..working_grid import predict_on_grid, working_grid
 from .config import METHOD_ID, FlowNetROIConfig, FlowNetROINetConfig
 from .model import load_model
 
@@ -38,13 +37,8 @@ def predict_field(model: FlowNetROI, net_config: FlowNetROINetConfig, fixed: Ten
     # the pixels (27.9 ms instead of ~12 ms per 256x256 pair, benchmarks/time_flownet_roi.py)
     grid = working_grid(shape, spacing, net_config.voxel_size, GRID_MULTIPLE,
                         min_shape=net_config.working_shape, corners=False)
-    pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
-    with torch.no_grad():
-        out = model(pair[:1], pair[1:], grid.spacing)
-    field = grid.from_working(out["field"], shape)
-    info = {"working_shape": list(grid.resampled), "working_spacing": list(grid.spacing),
-            "padded_shape": list(grid.padded), "variant": net_config.variant}
-    return field, info
+    field, info = predict_on_grid(model, grid, fixed, moving)
+    return field, {**info, "variant": net_config.variant}
 
 
 def estimate(

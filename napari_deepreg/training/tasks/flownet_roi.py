@@ -24,7 +24,7 @@ from ...core import gaussian_smooth, jacobian_determinant, warp_labels
 from ...data.anatomy import TISSUE_NAMES
 from ...methods.flownet_roi.config import METHOD_ID, FlowNetROINetConfig
 from ...methods.flownet_roi.losses import hnn_loss, multiscale_loss
-from ...methods.semantic_bspline.method import normalise_batch
+from ...methods.working_grid import normalise_batch
 from ..task import Batch, TrainTask, register_task
 from . import label_maps as lm
 

@@ -19,7 +19,7 @@ from ...methods.semantic_bspline.losses import (
     smoothness_penalty,
     weighted_cross_entropy,
 )
-from ...methods.semantic_bspline.method import normalise_batch
+from ...methods.working_grid import normalise_batch
 from ...nets.semantic_bspline import half_grid
 from ..task import Batch, TrainTask, register_task
 from . import label_maps as lm
