@@ -29,6 +29,8 @@ PINNED = {
     "avsm_3d_4mm": ("3fc67cad73b943433a3795c38654e037f20ea1a4d406bf544a7b6114c9dc5989", 0.7795),
     "avsm_affine_3d": ("94507ba0057a87805c6e94d85a7a59f2b736265775e6679211d915f45803826b",
                        0.6027),
+    "deepsim_ae_2d": ("3d642e8bb8e6719398d139369692906e9d856a6beb35997316673f140d5bfe9b",
+                      0.8237),
     "semantic_bspline_2d": ("37dc0ea662fd5c7c8769d95f21e8e8973970d40b726385d8c170b6a1bd376b3d",
                             0.8104),
     "semantic_bspline_3d": ("89fc0bc52a91bc2132cefdc192cc3c20941f0c7a279beb25e0eb9ca292be55f6",
@@ -37,7 +39,7 @@ PINNED = {
 DICE_BEFORE = {3: 0.6834, 2: 0.7016}
 # the default config (test-time refinement: 40 half- + 10 full-resolution steps)
 REFINED = {"semantic_bspline_2d": 0.9499, "semantic_bspline_3d": 0.8740,
-           "avsm_3d": 0.8743}
+           "avsm_3d": 0.8743, "deepsim_ae_2d": 0.9498}
 
 
 @pytest.fixture(scope="module")
