@@ -216,3 +216,16 @@ def test_an_extractor_file_does_not_register(tmp_path):
     with pytest.warns(UserWarning, match="not a zoo model"), pytest.raises(InputError,
                                                                          match="extractor"):
         list(estimate(fixed, fixed, (2.0, 2.0), DeepSimConfig(model_file=str(path))))
+
+
+def test_benchmark_paired_statistics():
+    from benchmarks.deepsim_2d import paired_stats
+
+    a = [0.80, 0.82, 0.75, 0.90, 0.70, 0.85, 0.78, 0.88]
+    b = [0.78, 0.79, 0.74, 0.86, 0.69, 0.80, 0.77, 0.85]
+    s = paired_stats(a, b)
+    diff = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    assert s["mean_diff"] == pytest.approx(float(diff.mean()))
+    assert s["cohens_d"] == pytest.approx(float(diff.mean() / diff.std()))
+    assert s["p"] == pytest.approx(2 / 2**8)  # all 8 differences positive: the smallest p
+    assert paired_stats(a, a)["p"] == 1.0
