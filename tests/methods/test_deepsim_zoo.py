@@ -14,7 +14,7 @@ from napari_deepreg.methods.working_grid import working_grid
 from napari_deepreg.pipeline import register, run_to_end
 from napari_deepreg.sample import load_sample
 
-MODELS = ("deepsim_ae_2d",)
+MODELS = ("deepsim_ae_2d", "deepsim_seg_2d")
 
 
 @pytest.fixture(scope="module")
