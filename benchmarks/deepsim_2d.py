@@ -151,11 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   p["spacing"])) for p in pairs]
     print(f"{len(pairs)} held-out 2D pairs (mni2009c label maps, known field); noise "
           f"{args.noise}")
-    print(f"{'method':<14}{'version':<8}{'dice':>8}{'fold %':>8}{'sdlogj':>8}{'epe mm':>8}")
+    print(f"{'method':<21}{'version':<8}{'dice':>8}{'fold %':>8}{'sdlogj':>8}{'epe mm':>8}")
     for label, versions in rows.items():
         for version, scores in versions.items():
             m = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
-            print(f"{label:<14}{version:<8}{m['dice']:8.3f}{m['fold_percent']:8.2f}"
+            print(f"{label:<21}{version:<8}{m['dice']:8.3f}{m['fold_percent']:8.2f}"
                   f"{m['sdlogj']:8.3f}{m['epe_mm']:8.2f}")
     stats = {}
     ours = [d for d in args.deepsim.split(",") if d in rows]
