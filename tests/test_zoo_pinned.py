@@ -31,6 +31,10 @@ PINNED = {
                        0.6027),
     "flownet_roi_2d": ("fa41c39f3a361ec6cfefadc8fca2e5d5028dac2ed433e6aabd22a87e9baa95e1",
                        0.8025),
+    "deepsim_ae_2d": ("3d642e8bb8e6719398d139369692906e9d856a6beb35997316673f140d5bfe9b",
+                      0.8237),
+    "deepsim_seg_2d": ("02c9f4f5981976dffa79d8f33f2dd0b98222a717439d4dfe2f4e9b91fdddb360",
+                       0.8195),
     "semantic_bspline_2d": ("37dc0ea662fd5c7c8769d95f21e8e8973970d40b726385d8c170b6a1bd376b3d",
                             0.8104),
     "semantic_bspline_3d": ("89fc0bc52a91bc2132cefdc192cc3c20941f0c7a279beb25e0eb9ca292be55f6",
@@ -39,7 +43,8 @@ PINNED = {
 DICE_BEFORE = {3: 0.6834, 2: 0.7016}
 # the default config (test-time refinement: 40 half- + 10 full-resolution steps)
 REFINED = {"semantic_bspline_2d": 0.9499, "semantic_bspline_3d": 0.8740,
-           "avsm_3d": 0.8743, "flownet_roi_2d": 0.9438}
+           "avsm_3d": 0.8743, "flownet_roi_2d": 0.9438, "deepsim_ae_2d": 0.9498,
+           "deepsim_seg_2d": 0.9519}
 
 
 @pytest.fixture(scope="module")
