@@ -50,7 +50,7 @@ def test_suits_mind_improves_dice_on_inverted_contrast_and_reports_each_iteratio
 
 
 def test_featcnn_matches_table_1():
-    from napari_deepreg.methods.suits.model import FeatCNN, count_parameters
+    from napari_deepreg.nets.suits import FeatCNN, count_parameters
 
     net = FeatCNN(3)
     conv = 2 * (16 * 125 + 16 + 32 * 16 * 27 + 32) + 2 * (32 * 32 * 27 + 32) + 12 * 32 * 27 + 12
@@ -63,7 +63,7 @@ def test_featcnn_matches_table_1():
 
 def test_guide_loss_reaches_the_featcnn_and_training_steps_lower_it():
     from napari_deepreg.methods.suits.losses import guide_loss
-    from napari_deepreg.methods.suits.model import FeatCNN
+    from napari_deepreg.nets.suits import FeatCNN
 
     torch.manual_seed(0)
     y, x = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
