@@ -113,12 +113,11 @@ def estimate(
     check_model_dims(source, net_config.dims, ndim)
     f, m = normalise(fixed.to(dev)), normalise(moving.to(dev))
     field = yield from run_descent(f, m, spacing, net_config.voxel_size, net, cfg.iterations,
-                                   cfg.lam, cfg.gamma, cfg.cg_tolerance, 1, total)
+                                   cfg.lam, cfg.gamma, cfg.cg_tolerance, 0, total)
     info: dict[str, Any] = {"model": str(source), "notes": model_file_notes(source),
                             "iterations": cfg.iterations, "lam": cfg.lam, "gamma": cfg.gamma,
                             "seconds": time.perf_counter() - start}
-    field = yield from maybe_refine(cfg, f, m, spacing, field, info, dev, 1 + cfg.iterations,
-                                    total)
+    field = yield from maybe_refine(cfg, f, m, spacing, field, info, dev, cfg.iterations, total)
     yield Progress(total, total, "done")
     return Estimate(field=field, affine=None, info=info)
 
