@@ -39,6 +39,8 @@ PINNED = {
                             0.8104),
     "semantic_bspline_3d": ("89fc0bc52a91bc2132cefdc192cc3c20941f0c7a279beb25e0eb9ca292be55f6",
                             0.7053),
+    # the SUITS descent (15 updates, λ 2) with the trained FeatCNN; the same-contrast sample
+    "suits_2d": ("1ce5d8195a12fc475fc6d8487b7c40c9b345720db3a04fb3e14bb20f6b331032", 0.7287),
 }
 DICE_BEFORE = {3: 0.6834, 2: 0.7016}
 # the default config (test-time refinement: 40 half- + 10 full-resolution steps)

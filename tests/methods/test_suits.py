@@ -50,7 +50,7 @@ def test_suits_mind_improves_dice_on_inverted_contrast_and_reports_each_iteratio
 
 
 def test_featcnn_matches_table_1():
-    from napari_deepreg.methods.suits.model import FeatCNN, count_parameters
+    from napari_deepreg.nets.suits import FeatCNN, count_parameters
 
     net = FeatCNN(3)
     conv = 2 * (16 * 125 + 16 + 32 * 16 * 27 + 32) + 2 * (32 * 32 * 27 + 32) + 12 * 32 * 27 + 12
@@ -63,7 +63,7 @@ def test_featcnn_matches_table_1():
 
 def test_guide_loss_reaches_the_featcnn_and_training_steps_lower_it():
     from napari_deepreg.methods.suits.losses import guide_loss
-    from napari_deepreg.methods.suits.model import FeatCNN
+    from napari_deepreg.nets.suits import FeatCNN
 
     torch.manual_seed(0)
     y, x = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
@@ -84,3 +84,37 @@ def test_guide_loss_reaches_the_featcnn_and_training_steps_lower_it():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.95 * losses[0], losses
+
+
+def test_shipped_suits_model_improves_dice_on_inverted_contrast_with_progress_per_update():
+    from napari_deepreg import zoo
+
+    assert "suits_2d" in {e.id for e in zoo.list_models()}
+    s = load_sample("brain2d")
+    fx = torch.from_numpy(s["fixed"].array)[None, None].float()
+    mv = s["moving"].array.astype(np.float32)
+    mv = (mv - mv.min()) / (mv.max() - mv.min())
+    inside = s["moving_labels"].array > 0
+    mv = torch.from_numpy(np.where(inside, 1 - mv, mv))[None, None]  # never seen in training
+    spec = get_method("suits_2d")
+    config = spec.make_config()
+    assert {"iterations", "lam", "gamma"} <= set(vars(config)) and config.iterations == 15
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = spec.estimate(fx, mv, (1.0, 1.0), config, None)
+        steps = []
+        while True:
+            try:
+                steps.append(next(gen))
+            except StopIteration as stop:
+                est = stop.value
+                break
+    finally:
+        torch.set_num_threads(before_threads)
+    assert [p.step for p in steps] == list(range(0, 17))  # load, 15 updates, done
+    fl = s["fixed_labels"].array
+    ml = torch.from_numpy(s["moving_labels"].array.astype(np.int64))[None, None]
+    before = _dice(ml[0, 0].numpy(), fl)
+    after = _dice(warp_labels(ml, est.field, (1.0, 1.0))[0, 0].numpy(), fl)
+    assert after > before + 0.01, (before, after)
