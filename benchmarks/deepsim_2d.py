@@ -42,7 +42,7 @@ def heldout_pairs(count: int, noise: float, seed: int = PAIR_SEED) -> list[dict[
     """``count`` pairs ``{name, fixed, moving, fixed_labels, moving_labels, true_field, spacing,
     noisy_fixed, noisy_moving}`` (2D numpy arrays, field ``(2, H, W)`` mm)."""
     from napari_deepreg.data.label_pairs import LabelPairConfig
-    from napari_deepreg.methods.semantic_bspline.method import normalise_batch
+    from napari_deepreg.methods.working_grid import normalise_batch
     from napari_deepreg.training.tasks.flownet_roi import mono_contrast
     from napari_deepreg.training.tasks.label_maps import native_sampler
 

@@ -4,7 +4,7 @@ bind zoo models to method specs. The family's ``method.py`` keeps only its own i
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import field
 from typing import Any
 
@@ -12,7 +12,9 @@ import torch
 from torch import Tensor
 
 from ..volume import InputError
-from .base import MethodSpec
+from .base import Estimate, MethodSpec, Progress
+from .models import model_file_notes
+from .refine import maybe_refine, refine_steps
 
 
 def model_file_param() -> Any:
@@ -54,6 +56,44 @@ def check_model_dims(source: str, model_dims: int, ndim: int) -> None:
         raise InputError(f"model {source} registers {model_dims}D images, not {ndim}D")
 
 
+def feed_forward_estimate(
+    config: Any,
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+    device: torch.device | str | None,
+    model_id: str | None,
+    method_id: str,
+    load_model: Callable[[str, torch.device], tuple[Any, Any]],
+    predict_field: Callable[..., tuple[Tensor, dict[str, Any]]],
+    check_model: Callable[[str, Any], None] | None = None,
+) -> Generator[Progress, None, Estimate]:
+    """The estimator of a family whose network predicts a displacement field in one pass.
+
+    Checks the pair, loads the model (``config.model_file`` or the zoo's ``model_id``),
+    ``check_model(source, net_config)`` if given, checks its dimensions, predicts the field
+    with ``predict_field(model, net_config, fixed, moving, spacing)`` and refines it when the
+    config asks; yields Progress throughout. ``info`` holds the model, its file's notes, the
+    working grid and the refinement's figures.
+    """
+    ndim = check_pair(fixed, moving)
+    dev = target_device(fixed, device)
+    source = model_source(config, model_id, method_id)
+    total = 2 + refine_steps(config)
+    yield Progress(0, total, "loading model")
+    model, net_config = load_model(source, dev)
+    if check_model is not None:
+        check_model(source, net_config)
+    check_model_dims(source, net_config.dims, ndim)
+    yield Progress(1, total, "predicting the field")
+    field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
+    info["model"] = str(source)
+    info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
+    field = yield from maybe_refine(config, fixed, moving, spacing, field, info, dev, 2, total)
+    yield Progress(total, total, "done")
+    return Estimate(field=field, affine=None, info=info)
+
+
 def learned_method_spec(
     entry: Any,
     estimate: Callable[..., Any],
@@ -81,5 +121,5 @@ def learned_method_spec(
     )
 
 
-__all__ = ["check_model_dims", "check_pair", "learned_method_spec", "model_file_param",
-           "model_source", "target_device"]
+__all__ = ["check_model_dims", "check_pair", "feed_forward_estimate", "learned_method_spec",
+           "model_file_param", "model_source", "target_device"]

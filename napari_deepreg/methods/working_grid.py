@@ -125,14 +125,15 @@ def predict_on_grid(model: torch.nn.Module, grid: WorkingGrid, fixed: Tensor, mo
 
     The pair (``(1, 1, *S)`` each) is brought to the grid (resampled, padded), normalised after
     padding like the training images with their background margin, registered without
-    gradients (``model(fixed, moving, spacing)["field"]``, mm), and the field brought back to
+    gradients (``model(fixed, moving, spacing)``: the field in mm, or a dict with it under
+    ``"field"``), and the field brought back to
     ``S`` (its values are mm, so they carry over). Returns ``(field (1, D, *S), info)``.
     """
     shape = tuple(fixed.shape[2:])
     pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
     with torch.no_grad():
         out = model(pair[:1], pair[1:], grid.spacing)
-    field = grid.from_working(out["field"], shape)
+    field = grid.from_working(out["field"] if isinstance(out, dict) else out, shape)
     info = {"working_shape": list(grid.resampled), "working_spacing": list(grid.spacing),
             "padded_shape": list(grid.padded)}
     return field, info

@@ -17,11 +17,8 @@ from torch import Tensor, nn
 from ...nets.deepsim import GRID_MULTIPLE
 from ...volume import InputError
 from ..base import Estimate, MethodSpec, Progress
-from ..learned import check_model_dims, check_pair, learned_method_spec, model_source, target_device
-from ..models import model_file_notes
-from ..refine import maybe_refine, refine_steps
-from ..semantic_bspline.method import normalise_batch
-from ..working_grid import working_grid
+from ..learned import feed_forward_estimate, learned_method_spec
+from ..working_grid import predict_on_grid, working_grid
 from .config import METHOD_ID, DeepSimConfig, DeepSimNetConfig
 from .model import load_model
 
@@ -32,12 +29,13 @@ def predict_field(model: nn.Module, net_config: DeepSimNetConfig, fixed: Tensor,
     shape = tuple(fixed.shape[2:])
     grid = working_grid(shape, spacing, net_config.voxel_size, GRID_MULTIPLE,
                         min_shape=net_config.working_shape)
-    pair = normalise_batch(grid.to_working(torch.cat([fixed, moving], 0)))
-    with torch.no_grad():
-        field = model(pair[:1], pair[1:], grid.spacing)
-    info = {"working_shape": list(grid.resampled), "working_spacing": list(grid.spacing),
-            "padded_shape": list(grid.padded), "similarity": net_config.similarity}
-    return grid.from_working(field, shape), info
+    field, info = predict_on_grid(model, grid, fixed, moving)
+    return field, {**info, "similarity": net_config.similarity}
+
+
+def _check_registration_model(source: str, net_config: DeepSimNetConfig) -> None:
+    if net_config.role != "registration":
+        raise InputError(f"{source} is a DeepSim feature extractor, not a registration model")
 
 
 def estimate(
@@ -58,22 +56,9 @@ def estimate(
         model_id: the zoo model; ``config.model_file`` overrides it.
     """
     cfg = config if config is not None else DeepSimConfig()
-    ndim = check_pair(fixed, moving)
-    dev = target_device(fixed, device)
-    source = model_source(cfg, model_id, METHOD_ID)
-    total = 2 + refine_steps(cfg)
-    yield Progress(0, total, "loading model")
-    model, net_config = load_model(source, dev)
-    if net_config.role != "registration":
-        raise InputError(f"{source} is a DeepSim feature extractor, not a registration model")
-    check_model_dims(source, net_config.dims, ndim)
-    yield Progress(1, total, "predicting the field")
-    field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
-    info["model"] = str(source)
-    info["notes"] = model_file_notes(source)
-    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
-    yield Progress(total, total, "done")
-    return Estimate(field=field, affine=None, info=info)
+    return (yield from feed_forward_estimate(cfg, fixed, moving, spacing, device, model_id,
+                                             METHOD_ID, load_model, predict_field,
+                                             _check_registration_model))
 
 
 def zoo_method_spec(entry: Any) -> MethodSpec:

@@ -17,9 +17,7 @@ from torch import Tensor
 
 from ...nets.flownet_roi import GRID_MULTIPLE, FlowNetROI
 from ..base import Estimate, MethodSpec, Progress
-from ..learned import check_model_dims, check_pair, learned_method_spec, model_source, target_device
-from ..models import model_file_notes
-from ..refine import maybe_refine, refine_steps
+from ..learned import check_pair, feed_forward_estimate, learned_method_spec
 from ..working_grid import predict_on_grid, working_grid
 from .config import METHOD_ID, FlowNetROIConfig, FlowNetROINetConfig
 from .model import load_model
@@ -59,22 +57,10 @@ def estimate(
         model_id: the zoo model; ``config.model_file`` overrides it.
     """
     cfg = config if config is not None else FlowNetROIConfig()
-    ndim = check_pair(fixed, moving)
-    if ndim != 2:
+    if check_pair(fixed, moving) != 2:
         raise ValueError(NOT_3D)
-    dev = target_device(fixed, device)
-    source = model_source(cfg, model_id, METHOD_ID)
-    total = 2 + refine_steps(cfg)
-    yield Progress(0, total, "loading model")
-    model, net_config = load_model(source, dev)
-    check_model_dims(source, net_config.dims, ndim)
-    yield Progress(1, total, "predicting the field")
-    field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
-    info["model"] = str(source)
-    info["notes"] = model_file_notes(source)
-    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
-    yield Progress(total, total, "done")
-    return Estimate(field=field, affine=None, info=info)
+    return (yield from feed_forward_estimate(cfg, fixed, moving, spacing, device, model_id,
+                                             METHOD_ID, load_model, predict_field))
 
 
 def zoo_method_spec(entry: Any) -> MethodSpec:

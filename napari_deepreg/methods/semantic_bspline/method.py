@@ -16,15 +16,7 @@ from torch import Tensor
 
 from ...nets.semantic_bspline import SemanticBSplineNet
 from ..base import Estimate, MethodSpec, Progress
-from ..learned import (
-    check_model_dims,
-    check_pair,
-    learned_method_spec,
-    model_source,
-    target_device,
-)
-from ..models import model_file_notes
-from ..refine import maybe_refine, refine_steps
+from ..learned import feed_forward_estimate, learned_method_spec
 from ..working_grid import WorkingGrid, normalise_batch, predict_on_grid
 from ..working_grid import working_grid as fit_working_grid
 from .config import METHOD_ID, SemanticBSplineConfig, SemanticBSplineNetConfig
@@ -91,20 +83,8 @@ def estimate(
         the working grid and, with refinement, the refinement's figures.
     """
     cfg = config if config is not None else SemanticBSplineConfig()
-    dev = target_device(fixed, device)
-    source = model_source(cfg, model_id, METHOD_ID)
-    ndim = check_pair(fixed, moving)
-    total = 2 + refine_steps(cfg)
-    yield Progress(0, total, "loading model")
-    model, net_config = load_model(source, dev)
-    check_model_dims(source, net_config.dims, ndim)
-    yield Progress(1, total, "predicting the field")
-    field, info = predict_field(model, net_config, fixed.to(dev), moving.to(dev), spacing)
-    info["model"] = str(source)
-    info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
-    field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total)
-    yield Progress(total, total, "done")
-    return Estimate(field=field, affine=None, info=info)
+    return (yield from feed_forward_estimate(cfg, fixed, moving, spacing, device, model_id,
+                                             METHOD_ID, load_model, predict_field))
 
 
 def zoo_method_spec(entry: Any) -> MethodSpec:

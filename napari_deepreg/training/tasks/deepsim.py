@@ -29,7 +29,7 @@ from ...data.anatomy import TISSUE_NAMES
 from ...methods.deepsim.config import METHOD_ID, DeepSimNetConfig
 from ...methods.deepsim.losses import registration_loss
 from ...methods.deepsim.model import build_extractor, build_net
-from ...methods.semantic_bspline.method import normalise_batch
+from ...methods.working_grid import normalise_batch
 from ...nets.deepsim import freeze
 from ..task import Batch, TrainTask, register_task
 from . import label_maps as lm

@@ -35,10 +35,10 @@ from ...core import jacobian_determinant, warp_labels
 from ...data.anatomy import TISSUE_NAMES
 from ...data.contrasts import ContrastConfig
 from ...losses.functional import mind_ssc, one_hot
-from ...methods.semantic_bspline.method import normalise_batch
 from ...methods.suits.config import METHOD_ID, SuitsNetConfig
 from ...methods.suits.descent import coarse_shape, descend, to_coarse, upsample_field
 from ...methods.suits.losses import guide_loss, mind_replication_loss
+from ...methods.working_grid import normalise_batch
 from ..task import Batch, TrainTask, register_task
 from . import label_maps as lm
 
