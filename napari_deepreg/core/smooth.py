@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -119,10 +120,15 @@ def resize(x: Tensor, shape: Sequence[int], antialias: bool = True) -> Tensor:
     return F.interpolate(x, size=shape, mode=mode, align_corners=True)
 
 
+@functools.lru_cache(maxsize=64)
 def _axis_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """``(m, n)`` matrix resampling ``n`` samples to ``m`` (corners fixed, linear), with a
     Gaussian of sigma ``0.5 * (n - 1) / (m - 1)`` samples first when shrinking (replicated
-    borders): the 1D operator of :func:`resize`."""
+    borders): the 1D operator of :func:`resize`.
+
+    Cached (read-only by its one caller): building it took 3.5 of the 28 ms a 256x256 pair
+    spends in ``pipeline.register`` with ``flownet_roi_2d``.
+    """
     step = (n - 1) / max(m - 1, 1)
     pos = torch.arange(m, dtype=torch.float64) * step
     lo = pos.floor().long().clamp(0, n - 1)
