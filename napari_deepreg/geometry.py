@@ -119,6 +119,35 @@ def check_overlap(fixed: Volume, moving: Volume) -> None:
         )
 
 
+def shared_fraction(fixed: Volume, moving: Volume, max_points: int = 32**3) -> float:
+    """Fraction of the fixed grid's voxels whose centres fall inside the moving image's voxels
+    (estimated on a regular subsample of at most about ``max_points`` fixed voxels)."""
+    step = max(1, int(np.ceil((np.prod(fixed.shape) / max_points) ** (1 / fixed.ndim))))
+    axes = [np.arange(0, n, step, dtype=float) for n in fixed.shape]
+    index = np.array(np.meshgrid(*axes, indexing="ij")).reshape(fixed.ndim, -1)
+    spacing_f = np.asarray(fixed.spacing, dtype=float)[:, None]
+    world = fixed.direction_matrix() @ (index * spacing_f) + np.asarray(fixed.origin)[:, None]
+    rel = moving.direction_matrix().T @ (world - np.asarray(moving.origin, dtype=float)[:, None])
+    m_index = rel / np.asarray(moving.spacing, dtype=float)[:, None]
+    shape = np.asarray(moving.shape, dtype=float)[:, None]
+    inside = ((m_index >= -0.5) & (m_index <= shape - 0.5)).all(axis=0)
+    return float(inside.mean())
+
+
+def check_shared_field_of_view(fixed: Volume, moving: Volume, minimum: float = 0.01) -> None:
+    """Refuse a pair whose boxes meet but share less than ``minimum`` of the fixed field of
+    view: on the fixed grid the moving image is (nearly) empty, typically because one header
+    lost or changed its direction or origin, and every method would return noise or NaN."""
+    fraction = shared_fraction(fixed, moving)
+    if fraction < minimum:
+        raise InputError(
+            f"only {100 * fraction:.2g} % of the fixed image's field of view lies inside the "
+            "moving image, so the moving image's content is outside the fixed image's field of "
+            "view; check both images' origin and direction (orientation), or reset both to "
+            "register them by their voxel grids"
+        )
+
+
 def check_points_range(points: np.ndarray, what: str) -> None:
     """Refuse landmark coordinates beyond +-1e6 mm (corrupt files; their distances overflow)."""
     if points.size and float(np.abs(points).max()) > MAX_COORDINATE_MM:
@@ -129,4 +158,5 @@ def check_points_range(points: np.ndarray, what: str) -> None:
 
 
 __all__ = ["MAX_COORDINATE_MM", "check_geometry", "check_overlap", "check_points_range",
-           "check_volume_geometry", "physical_bounds"]
+           "check_shared_field_of_view", "check_volume_geometry", "physical_bounds",
+           "shared_fraction"]

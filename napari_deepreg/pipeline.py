@@ -25,7 +25,12 @@ from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.affine import shift_origin
 from .core.device import resolve_device
-from .geometry import check_overlap, check_points_range, check_volume_geometry
+from .geometry import (
+    check_overlap,
+    check_points_range,
+    check_shared_field_of_view,
+    check_volume_geometry,
+)
 from .memory import check_finite_field, check_memory
 from .methods import get_method
 from .result import Grid, Progress, RegistrationResult
@@ -48,6 +53,8 @@ def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5)
     lo, hi = np.percentile(array, [low, high])
     if hi <= lo:  # very sparse images: fall back to the full range
         lo, hi = float(array.min()), float(array.max())
+    if hi <= lo:  # constant: no contrast to map (not NaN from 0 / 0)
+        return np.zeros(np.shape(array), np.float32)
     return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
@@ -210,6 +217,7 @@ def prepare(
     check_volume_geometry(fixed_v, "fixed image")
     check_volume_geometry(moving_v, "moving image")
     check_overlap(fixed_v, moving_v)
+    check_shared_field_of_view(fixed_v, moving_v)
     ndim = fixed_v.ndim
     _check_dims(ndim, ndims, method)
     notes: list[str] = []

@@ -180,6 +180,26 @@ def test_images_that_do_not_overlap_are_refused():
         run_to_end(register(fixed, moving, config=CHEAP))
 
 
+def test_a_moving_image_whose_content_misses_the_fixed_grid_is_refused():
+    """The boxes touch but the moving content lies outside the fixed field of view (same
+    origin, the fixed axes flipped, as a header with a lost direction gives): on the fixed grid
+    the moving image is all zeros. It was accepted, and a learned affine returned a NaN field
+    reported as a method failure (found by hand with the bundled pair)."""
+    flip = np.diag([1.0, -1.0, -1.0])
+    fixed = Volume(_image(), (1, 1, 1), (0, 0, 0), direction=flip)
+    moving = Volume(_image(seed=1), (1, 1, 1), (0, 0, 0))
+    with pytest.raises(InputError, match="outside the fixed image's field of view"):
+        prepare(fixed, moving)
+
+
+def test_a_moving_slab_inside_the_fixed_field_of_view_is_accepted():
+    """A partial field of view (a slab of 3 of the fixed image's 8 planes) is registrable."""
+    fixed = Volume(_image(), (1, 1, 1), (0, 0, 0))
+    moving = Volume(_image((3, 10, 12), seed=1), (1, 1, 1), (2, 0, 0))
+    prepared = prepare(fixed, moving)
+    assert prepared.moving.shape == fixed.shape
+
+
 def test_a_nan_field_from_a_method_is_refused(monkeypatch):
     import dataclasses
 
