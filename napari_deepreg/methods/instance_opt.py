@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -234,6 +235,59 @@ def _deformation(
 # ----------------------------------------------------------------------------- estimator
 
 
+def affine_stage(
+    fixed: Tensor,
+    moving: Tensor,
+    spacing: Sequence[float],
+    config: Any,
+    base: Tensor | None = None,
+    step_offset: int = 0,
+    total: int | None = None,
+) -> Generator[Progress, None, tuple[Tensor, float]]:
+    """Optimise an affine map ``A`` on a coarse grid (longest axis 32 voxels in 3D, 64 in 2D);
+    yields Progress, returns ``(matrix, final loss)``.
+
+    Without ``base`` the moving image is pulled back through ``A`` alone; with a ``base``
+    displacement ``(1, D, *S)`` mm (a network's prediction) through ``A o (x + base(x))``, so
+    that ``A`` corrects the global alignment the prediction missed. ``config`` needs
+    ``similarity``, ``lncc_window``, ``affine_iterations``, ``affine_learning_rate`` and
+    ``max_working_size`` (an :class:`InstanceOptConfig` has them). ``matrix`` is
+    ``(D+1, D+1)`` in the grid frame (voxel 0 at 0 mm).
+    """
+    ndim = fixed.ndim - 2
+    shape = tuple(fixed.shape[2:])
+    dev = fixed.device
+    # physical centre with voxel 0 at 0 mm: the affine is parameterised around it
+    extent = [(n - 1) * s for n, s in zip(shape, spacing, strict=True)]
+    centre = torch.tensor([e / 2 for e in extent], device=dev)
+    half_extent = max(max(extent) / 2, 1.0)
+    a_shape = level_shapes(shape, 1, min(config.max_working_size, _AFFINE_WORKING_SIZE[ndim]))[0]
+    a_spacing = resized_spacing(shape, spacing, a_shape)
+    pair = resize(torch.cat([fixed, moving], 1), a_shape)
+    base_a = None if base is None else resize(base.to(dev, torch.float32), a_shape)
+    feat_f, feat_m, sim = _similarity(config, pair[:, :1], pair[:, 1:])
+    lin = torch.zeros(ndim, ndim, device=dev, requires_grad=True)
+    trans = torch.zeros(ndim, device=dev, requires_grad=True)
+    opt = torch.optim.Adam([lin, trans], lr=config.affine_learning_rate)
+    iterations = int(config.affine_iterations)
+    total = total if total is not None else step_offset + iterations
+    loss = torch.zeros(())
+    for it in range(iterations):
+        opt.zero_grad(set_to_none=True)
+        m = _affine_matrix(lin, trans, centre, half_extent)
+        w = affine_to_field(m, a_shape, a_spacing)
+        if base_a is not None:
+            w = compose_affine_field(w, m[:ndim, :ndim], base_a)
+        loss = sim(warp_image(feat_m, w, a_spacing), feat_f)
+        loss.backward()
+        opt.step()
+        yield Progress(step_offset + it + 1, total,
+                       f"affine {it + 1}/{iterations}: loss {loss.item():.4f}")
+    with torch.no_grad():
+        matrix = _affine_matrix(lin, trans, centre, half_extent).detach()
+    return matrix, float(loss.item())
+
+
 def estimate(
     fixed: Tensor,
     moving: Tensor,
@@ -287,33 +341,12 @@ def estimate(
     step = 0
     info: dict = {"level_shapes": shapes, "similarity": cfg.similarity}
 
-    # physical centre with voxel 0 at 0 mm: the affine is parameterised around it
-    extent = [(n - 1) * s for n, s in zip(shape, spacing, strict=True)]
-    centre = torch.tensor([e / 2 for e in extent], device=dev)
-    half_extent = max(max(extent) / 2, 1.0)
     matrix: Tensor | None = None
 
     if run_affine:
-        a_shape = level_shapes(shape, 1, min(cfg.max_working_size, _AFFINE_WORKING_SIZE[ndim]))[0]
-        a_spacing = resized_spacing(shape, spacing, a_shape)
-        pair = resize(torch.cat([fixed, moving], 1), a_shape)
-        feat_f, feat_m, sim = _similarity(cfg, pair[:, :1], pair[:, 1:])
-        lin = torch.zeros(ndim, ndim, device=dev, requires_grad=True)
-        trans = torch.zeros(ndim, device=dev, requires_grad=True)
-        opt = torch.optim.Adam([lin, trans], lr=cfg.affine_learning_rate)
-        for it in range(cfg.affine_iterations):
-            opt.zero_grad(set_to_none=True)
-            m = _affine_matrix(lin, trans, centre, half_extent)
-            w = affine_to_field(m, a_shape, a_spacing)
-            loss = sim(warp_image(feat_m, w, a_spacing), feat_f)
-            loss.backward()
-            opt.step()
-            step += 1
-            yield Progress(step, total, f"affine {it + 1}/{cfg.affine_iterations}: "
-                           f"loss {loss.item():.4f}")
-        info["affine_loss"] = float(loss.item())
-        with torch.no_grad():
-            matrix = _affine_matrix(lin, trans, centre, half_extent).detach()
+        matrix, info["affine_loss"] = yield from affine_stage(
+            fixed, moving, spacing, cfg, total=total)
+        step += cfg.affine_iterations
 
     sim_scale = SIMILARITY_SCALE[cfg.similarity]
     pyramid = _pyramid(torch.cat([fixed, moving], 1), shapes)

@@ -14,7 +14,7 @@ from torch import Tensor
 from ..volume import InputError
 from .base import Estimate, MethodSpec, Progress
 from .models import model_file_notes
-from .refine import maybe_refine, refine_steps
+from .refine import maybe_refine, refine_steps, refined_affine
 
 
 def model_file_param() -> Any:
@@ -91,7 +91,7 @@ def feed_forward_estimate(
     info["notes"] = model_file_notes(source)  # a file, not a zoo model: its sha256
     field = yield from maybe_refine(config, fixed, moving, spacing, field, info, dev, 2, total)
     yield Progress(total, total, "done")
-    return Estimate(field=field, affine=None, info=info)
+    return Estimate(field=field, affine=refined_affine(info), info=info)
 
 
 def learned_method_spec(

@@ -1,8 +1,9 @@
 """Test-time refinement of a learned method's field by instance optimisation.
 
-Starting from a network's prediction, a B-spline correction is optimised on the pair itself
-(LNCC + diffusion regulariser, no affine stage: the prediction already holds the global
-alignment), at half then at full resolution with early stopping. Shared by the learned
+Starting from a network's prediction, an affine correction (``refine_affine``: the networks'
+global alignment is what fails first on anatomy they never saw) and then a B-spline correction
+are optimised on the pair itself (LNCC + diffusion regulariser), the B-spline at half then at
+full resolution with early stopping. Shared by the learned
 families; the config fields have the same names in every method (``refine``,
 ``refine_iterations``, ``refine_regularisation``, ``refine_control_spacing``).
 
@@ -21,10 +22,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..core import bspline_control_shape, bspline_to_field, resize, resized_spacing, warp_image
+from ..core import (
+    affine_to_field,
+    bspline_control_shape,
+    bspline_to_field,
+    compose_affine_field,
+    resize,
+    resized_spacing,
+    warp_image,
+)
 from ..losses import functional as L
 from ..result import Progress
-from .instance_opt import level_shapes
+from .instance_opt import affine_stage, level_shapes
 
 
 @dataclass
@@ -56,6 +65,15 @@ class RefineSettingsFields:
         metadata={"help": "Diffusion regulariser weight of the refinement (higher: smoother).",
                   "min": 0.0, "max": 1e4},
     )
+    refine_affine: bool = field(
+        # on by default: on held-out label-map pairs with affine motion the networks' global
+        # alignment is where they fail (instance_opt without its affine stage fell from 0.688 to
+        # 0.530 Dice on one such pair), and a B-spline correction cannot make it up
+        default=True,
+        metadata={"help": "Start the refinement with an affine correction of the prediction "
+                  "(60 steps on a 32-voxel grid in 3D, LNCC): it fixes a global misalignment "
+                  "(rotation, scale, shift) the network missed; about 1 s on a CPU."},
+    )
     refine_control_spacing: float = field(
         default=8.0,
         metadata={"help": "B-spline control point spacing of the refinement, in mm.",
@@ -65,6 +83,8 @@ class RefineSettingsFields:
 
 #: longest axis (voxels) of the refinement's finest grid, by default
 MAX_WORKING_SIZE = 128
+#: steps of the affine correction (``refine_affine``), as instance_opt's affine stage
+AFFINE_ITERATIONS = 60
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,9 @@ class RefineSettings:
         patience: steps over which the plateau is judged.
         learning_rate: Adam step size in mm per step.
         lncc_window: LNCC window in voxels of each level.
+        affine_iterations: steps of an affine correction before the B-spline levels (0: none;
+            :func:`instance_opt.affine_stage` with the prediction as its base).
+        affine_learning_rate, similarity: that stage's Adam step size and similarity.
     """
 
     iterations: int
@@ -100,10 +123,15 @@ class RefineSettings:
     patience: int = 5
     learning_rate: float = 0.5
     lncc_window: int = 7
+    affine_iterations: int = 0
+    affine_learning_rate: float = 0.01
+    similarity: str = "lncc"  # of the affine stage (the B-spline levels use LNCC)
 
     @classmethod
     def of(cls, config: Any, **overrides: Any) -> RefineSettings:
         """The settings of an inference config with the ``refine_*`` fields."""
+        affine = AFFINE_ITERATIONS if getattr(config, "refine_affine", False) else 0
+        overrides.setdefault("affine_iterations", affine)
         return cls(int(config.refine_iterations), float(config.refine_regularisation),
                    float(config.refine_control_spacing), **overrides)
 
@@ -177,10 +205,25 @@ def refine_field(
     spacing = tuple(float(s) for s in spacing)
     shapes = level_shapes(shape, settings.levels, settings.max_working_size)
     schedule = level_iterations(settings.iterations, len(shapes))
-    total = total if total is not None else step_offset + sum(schedule)
+    total = total if total is not None else (step_offset + settings.affine_iterations
+                                              + sum(schedule))
     field = field.to(dev, torch.float32)
     affine_field = None if affine_field is None else affine_field.to(dev, torch.float32)
     pair = torch.cat([fixed, moving], 1).to(dev, torch.float32)
+    affine_info: dict[str, Any] = {}
+    if settings.affine_iterations:
+        # x -> A(x + field(x)): the displacement a + L field, and the affine part a + L affine
+        matrix, affine_info["affine_loss"] = yield from affine_stage(
+            pair[:, :1], pair[:, 1:], spacing, settings, base=field, step_offset=step_offset,
+            total=total)
+        step_offset += settings.affine_iterations
+        with torch.no_grad():
+            a = affine_to_field(matrix, shape, spacing)
+            linear = matrix[:ndim, :ndim]
+            field = compose_affine_field(a, linear, field)
+            affine_field = a if affine_field is None else compose_affine_field(
+                a, linear, affine_field)
+        affine_info["affine_matrix"] = matrix.cpu().tolist()
 
     correction: Tensor | None = None  # dense correction of the previous level, mm
     steps: list[int] = []
@@ -227,7 +270,7 @@ def refine_field(
             correction = base - resize(field, lshape) + inc
     with torch.no_grad():
         refined = field + resize(correction, shape, antialias=False)
-    info = {"final_similarity": sim_value, "final_regulariser": reg_value,
+    info = {**affine_info, "final_similarity": sim_value, "final_regulariser": reg_value,
             "iterations": sum(steps), "steps_per_level": steps,
             "level_shapes": [list(s) for s in shapes],
             "seconds": round(time.perf_counter() - start, 3)}
@@ -238,7 +281,9 @@ def refine_steps(config: Any) -> int:
     """Progress steps the refinement of ``config`` adds at most (0 when ``refine`` is off)."""
     if not getattr(config, "refine", False):
         return 0
-    return sum(level_iterations(int(config.refine_iterations), RefineSettings.of(config).levels))
+    settings = RefineSettings.of(config)
+    return settings.affine_iterations + sum(level_iterations(settings.iterations,
+                                                             settings.levels))
 
 
 def maybe_refine(
@@ -276,5 +321,16 @@ def maybe_refine(
     return refined
 
 
+def refined_affine(info: dict[str, Any], matrix: Tensor | None = None) -> Tensor | None:
+    """The global affine of a refined estimate, grid frame: the refinement's affine correction
+    ``A`` (``info["refinement"]["affine_matrix"]``) after the model's ``matrix`` (``A @ M``), or
+    ``matrix`` as it is when there was no correction."""
+    correction = info.get("refinement", {}).get("affine_matrix")
+    if correction is None:
+        return matrix
+    a = torch.tensor(correction, dtype=torch.float32)
+    return a if matrix is None else a @ matrix.detach().float().cpu()
+
+
 __all__ = ["RefineSettings", "RefineSettingsFields", "maybe_refine", "refine_field",
-           "refine_steps"]
+           "refine_steps", "refined_affine"]

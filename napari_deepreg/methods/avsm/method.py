@@ -25,7 +25,7 @@ from ..learned import (
     target_device,
 )
 from ..models import model_file_notes
-from ..refine import maybe_refine, refine_steps
+from ..refine import maybe_refine, refine_steps, refined_affine
 from ..working_grid import WorkingGrid
 from ..working_grid import working_grid as fit_working_grid
 from .config import GRID_MULTIPLE, METHOD_ID, AvsmAffineConfig, AvsmConfig, AvsmNetConfig
@@ -138,7 +138,7 @@ def estimate(
         field = yield from maybe_refine(cfg, fixed, moving, spacing, field, info, dev, 2, total,
                                         affine_field=affine)
     yield Progress(total, total, "done")
-    return Estimate(field=field, affine=matrix.float().cpu(), info=info)
+    return Estimate(field=field, affine=refined_affine(info, matrix.float().cpu()), info=info)
 
 
 def zoo_method_spec(entry: Any) -> MethodSpec:

@@ -22,7 +22,7 @@ from ...result import Progress
 from ..base import Estimate, MethodSpec
 from ..learned import check_model_dims, check_pair, learned_method_spec, model_source, target_device
 from ..models import model_file_notes
-from ..refine import maybe_refine, refine_steps
+from ..refine import maybe_refine, refine_steps, refined_affine
 from .config import METHOD_ID, SuitsConfig, SuitsLearnedConfig
 from .descent import coarse_shape, descend, to_coarse, upsample_field
 from .model import load_model
@@ -119,7 +119,7 @@ def estimate(
                             "seconds": time.perf_counter() - start}
     field = yield from maybe_refine(cfg, f, m, spacing, field, info, dev, cfg.iterations, total)
     yield Progress(total, total, "done")
-    return Estimate(field=field, affine=None, info=info)
+    return Estimate(field=field, affine=refined_affine(info), info=info)
 
 
 def zoo_method_spec(entry: Any) -> MethodSpec:
