@@ -422,7 +422,8 @@ def test_widget_runs_each_shipped_model_in_its_worker(model_id, sample_in_widget
     viewer, widget, pair = sample_in_widget(3, model_id)
     scale = pair["fixed"].spacing
     affine_only = model_id.startswith("avsm_affine")
-    refine = ["refine", "refine_iterations", "refine_regularisation", "refine_control_spacing"]
+    refine = ["refine", "refine_iterations", "refine_regularisation", "refine_affine",
+              "refine_control_spacing"]
     expected = refine + (["affine_steps", "model_file"] if affine_only else [
         "affine_steps", "vsvf_steps", "model_file"])
     assert [w.name for w in widget.params] == expected

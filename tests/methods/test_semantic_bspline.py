@@ -441,7 +441,8 @@ def test_widget_runs_each_shipped_model_in_its_worker(model_id, sample_in_widget
     viewer, widget, pair = sample_in_widget(ndim, model_id)
     scale = pair["fixed"].spacing
     assert [w.name for w in widget.params] == [
-        "refine", "refine_iterations", "refine_regularisation", "refine_control_spacing",
+        "refine", "refine_iterations", "refine_regularisation", "refine_affine",
+        "refine_control_spacing",
         "model_file",
     ]
     worker = widget.run(start=False)
