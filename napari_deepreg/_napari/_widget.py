@@ -13,6 +13,7 @@ re-running replaces the layers the previous run made and nothing else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,13 +47,18 @@ from ._layers import (
 from ._legend import show_legend
 from ._parameters import parameter_values, parameter_widgets
 from ._reuse import ReusePanel
-from ._run import RegistrationJob, RunFailure, run_job
+from ._run import RegistrationJob, RunFailure, run_job, time_split
 from ._save_actions import SaveActions
 
 if TYPE_CHECKING:
     import napari
 
 logger = logging.getLogger(__name__)
+
+# the progress bar and status line are redrawn at most this often (s): a method yields every
+# iteration (hundreds a second on a small 2D pair), and drawing each one made the Qt thread take
+# the GIL from the worker often enough to triple a 2D instance_opt run (benchmarks/gui_time.py)
+PROGRESS_INTERVAL_S = 0.1
 
 # names tests and scripts reach through this module
 __all__ = ["RegistrationWidget", "metrics_rows", "parameter_values", "parameter_widgets"]
@@ -70,6 +76,9 @@ class RegistrationWidget(SaveActions, QWidget):
         self._job: RegistrationJob | None = None
         self._inputs_used: RegistrationJob | None = None  # the job of the result shown
         self._cancel_requested = False
+        self._progress_drawn = 0.0  # perf_counter of the last progress redraw
+        self.progress_reports = [0, 0]  # Progress reports of the current run: received, drawn
+        self._gui_timings: dict[str, float] = {}  # this run's phases on the Qt thread
 
         # inputs: combo boxes whose choices are read from the viewer's layer list
         self.inputs = LayerInputs(napari_viewer)
@@ -239,12 +248,17 @@ class RegistrationWidget(SaveActions, QWidget):
         if self.worker is not None:
             show_info("a registration is already running; cancel it first")
             return None
+        clicked = time.perf_counter()
         try:
             job = self.build_job()
         except ValueError as exc:  # InputError and bad parameters
             self._set_status(f"not started: {exc}")
             show_error(str(exc))
             return None
+        job.submitted = time.perf_counter()
+        self._gui_timings = {"copy inputs": job.submitted - clicked}
+        self.progress_reports = [0, 0]
+        self._progress_drawn = 0.0
 
         worker = thread_worker(run_job, start_thread=False, ignore_errors=True)(job)
         worker.yielded.connect(self._on_progress)
@@ -272,6 +286,12 @@ class RegistrationWidget(SaveActions, QWidget):
     def _on_progress(self, progress: Any) -> None:
         if self._cancel_requested or not isinstance(progress, Progress):
             return
+        self.progress_reports[0] += 1
+        now = time.perf_counter()
+        if progress.step < progress.total and now - self._progress_drawn < PROGRESS_INTERVAL_S:
+            return  # drawn again at most every PROGRESS_INTERVAL_S, and at each phase's end
+        self._progress_drawn = now
+        self.progress_reports[1] += 1
         total = max(int(progress.total), 1)
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(progress.step), 0), total))
@@ -321,9 +341,11 @@ class RegistrationWidget(SaveActions, QWidget):
         fixed_name = job.fixed.name if job else "fixed"
         moving_name = job.moving.name if job else "moving"
         axes = self._displayed_axes(result.field.shape[0])
+        clock = time.perf_counter()
         replace_result_layers(
             self.viewer.layers, result_layers(result, fixed_name, moving_name, axes)
         )
+        layers_done = time.perf_counter()
         self.result, self._inputs_used = result, job
         if job is not None and not result.label_names:  # names from the labels layers
             for labels in (job.fixed_labels, job.moving_labels):
@@ -335,12 +357,18 @@ class RegistrationWidget(SaveActions, QWidget):
         _ui.fill_table(self.label_table, label_rows, header)
         self.label_table.setVisible(bool(label_rows))
         show_legend(self.viewer)
+        tables_done = time.perf_counter()
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
         self.compare.set_result(result, None if job is None else job.fixed.array)
         points = (job.fixed_points, job.moving_points) if job else (None, None)
         self.landmarks.show_result(result, *points)
         self.reuse.set_result(result)
+        panels_done = time.perf_counter()
+        result.timings = {**self._gui_timings, **result.timings, "layers": layers_done - clock,
+                          "tables": tables_done - layers_done, "panels": panels_done - tables_done}
+        self._gui_timings = {}
+        total = None if job is None or job.submitted is None else panels_done - job.submitted
         for button in (self.save_button, self.transform_button, self.report_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)
@@ -350,6 +378,11 @@ class RegistrationWidget(SaveActions, QWidget):
             text += f" on {_device_text(job.device)}"
         if result.notes:  # e.g. "moving image resampled onto the fixed grid"
             text += "; " + "; ".join(result.notes)
+        # where the time went (the method's own phases first), on a line of its own and logged
+        split = time_split(result.timings, total)
+        text += ("\n" + (f"{total:.1f} s from Run to layers: " if total is not None else "time: ")
+                 + split)
+        logger.info("%s run: %s", result.method, split)
         self._set_status(text)
         for note in result.notes:
             # the never-worse guard's "warning: ... is returned instead" must not go unseen
