@@ -46,6 +46,7 @@ from ._layers import (
 )
 from ._legend import show_legend
 from ._parameters import parameter_values, parameter_widgets
+from ._preview import PreviewPanel
 from ._reuse import ReusePanel
 from ._run import RegistrationJob, RunFailure, run_job, time_split
 from ._save_actions import SaveActions
@@ -120,6 +121,8 @@ class RegistrationWidget(SaveActions, QWidget):
             "transform) and, for methods with an affine stage, affine.tfm (ITK affine transform)",
         )
 
+        # the regulariser weight, previewed at reduced resolution before the full run
+        self.preview = PreviewPanel(napari_viewer, self.build_job, self._run_with)
         self.compare = ComparePanel(napari_viewer)  # checkerboard / difference / flicker
         self.folds = FoldsPanel(napari_viewer)  # fold clusters, click to go there
         self.landmarks = LandmarksPanel(napari_viewer)  # TRE per point, click to go there
@@ -135,6 +138,7 @@ class RegistrationWidget(SaveActions, QWidget):
         content = _ui.column(
             _ui.group("Input", self.inputs.container.native),
             method_group,
+            _ui.section("Smoothness (fast preview)", self.preview),
             _ui.row(self.run_button, self.cancel_button),
             self.progress,
             self.status,
@@ -213,6 +217,7 @@ class RegistrationWidget(SaveActions, QWidget):
         self.params_box.setText(f"Parameters ({len(widgets)})")
         if spec.description:
             self.method.tooltip = spec.description
+        self.preview.set_config(spec.make_config(None))
 
     def config(self) -> Any:
         """The chosen method's config from the parameter widgets (InputError if one is bad)."""
@@ -228,6 +233,11 @@ class RegistrationWidget(SaveActions, QWidget):
             if name not in names:
                 raise ValueError(f"unknown parameter {name!r}; valid: {sorted(names)}")
             names[name].value = value
+
+    def _run_with(self, name: str, value: float, start: bool = True) -> Any:
+        """Set parameter ``name`` to ``value`` and start the full-resolution run."""
+        self.set_parameters(**{name: value})
+        return self.run(start=start)
 
     # ----------------------------------------------------------------- running
 
