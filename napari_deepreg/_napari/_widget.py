@@ -347,6 +347,7 @@ class RegistrationWidget(SaveActions, QWidget):
         The layers sit on the fixed grid (``result.grid``: scale = spacing, translate = origin,
         ``metadata["direction"]``), so they overlay the fixed layer and save with its affine.
         """
+        self.compare.side_button.setChecked(False)  # the user's layout back before new layers
         job = self._job
         fixed_name = job.fixed.name if job else "fixed"
         moving_name = job.moving.name if job else "moving"
@@ -370,7 +371,8 @@ class RegistrationWidget(SaveActions, QWidget):
         tables_done = time.perf_counter()
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
-        self.compare.set_result(result, None if job is None else job.fixed.array)
+        self.compare.set_result(result, None if job is None else job.fixed.array, None
+                                if job is None else (job.fixed, job.moving, job.moving_labels))
         points = (job.fixed_points, job.moving_points) if job else (None, None)
         self.landmarks.show_result(result, *points)
         self.reuse.set_result(result)
