@@ -44,7 +44,7 @@ from ._layers import (
     replace_result_layers,
     result_layers,
 )
-from ._legend import show_legend
+from ._legend import layer_to_mm, show_legend
 from ._parameters import parameter_values, parameter_widgets
 from ._preview import PreviewPanel
 from ._reuse import ReusePanel
@@ -170,6 +170,7 @@ class RegistrationWidget(SaveActions, QWidget):
             (layer_events.removed, self.inputs.on_layers_changed),
             (layer_events.moved, self.inputs.on_layers_changed),
             (layer_events.renamed, self.inputs.on_layers_changed),
+            (layer_events.inserted, self._on_layer_inserted),
             (self.viewer.dims.events.order, self.refresh_grid),
             (self.viewer.dims.events.ndisplay, self.refresh_grid),
         ]
@@ -182,6 +183,11 @@ class RegistrationWidget(SaveActions, QWidget):
 
         # the Qt object can go before the Python one: stop listening when it does
         self.destroyed.connect(disconnect)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        # after a run the scale bar reads mm: a layer added in pixels would blank its unit
+        if self.result is not None:
+            layer_to_mm(event.value)
 
     def refresh_layer_choices(self) -> None:
         """Re-read the viewer's layer list into the layer choosers."""
@@ -367,7 +373,6 @@ class RegistrationWidget(SaveActions, QWidget):
         header, label_rows = qa.label_rows(result)
         _ui.fill_table(self.label_table, label_rows, header)
         self.label_table.setVisible(bool(label_rows))
-        show_legend(self.viewer)
         tables_done = time.perf_counter()
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
@@ -376,6 +381,7 @@ class RegistrationWidget(SaveActions, QWidget):
         points = (job.fixed_points, job.moving_points) if job else (None, None)
         self.landmarks.show_result(result, *points)
         self.reuse.set_result(result)
+        show_legend(self.viewer)  # after the panels: it describes their layers too
         panels_done = time.perf_counter()
         result.timings = {**self._gui_timings, **result.timings, "layers": layers_done - clock,
                           "tables": tables_done - layers_done, "panels": panels_done - tables_done}
