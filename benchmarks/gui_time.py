@@ -83,22 +83,20 @@ def open_widget() -> tuple[Any, Any, dict]:
 
 
 def widget_run(widget: Any) -> dict[str, Any]:
-    """Click Run and wait (processing Qt events as napari's loop would) until the worker is
-    done; the figures of that run."""
-    from qtpy.QtWidgets import QApplication
+    """Click Run and wait in a Qt event loop until the worker is done; the figures of that
+    run."""
+    from qtpy.QtCore import QEventLoop
 
-    app = QApplication.instance()
     done: list[float] = []
     received = [0]
+    loop = QEventLoop()  # idle until the worker is done, as napari's own event loop would
     clicked = time.perf_counter()
     worker = widget.run(start=False)
     worker.yielded.connect(lambda *_: received.__setitem__(0, received[0] + 1))
     worker.finished.connect(lambda: done.append(time.perf_counter()))
+    worker.finished.connect(loop.quit)
     worker.start()
-    while not done:
-        app.processEvents()
-        time.sleep(0.001)
-    app.processEvents()
+    loop.exec()
     result = widget.result
     drawn = getattr(widget, "progress_reports", [None, None])[1]
     return {"wall_s": done[0] - clicked, "runtime_s": result.runtime,

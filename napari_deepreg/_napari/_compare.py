@@ -20,7 +20,7 @@ from ..qa import compare
 from ..result import RegistrationResult
 from ..volume import Volume
 from . import _ui
-from ._layers import METADATA_KEY, PREFIX, WARPED_LABELS_NAME
+from ._layers import METADATA_KEY, PREFIX, WARPED_LABELS_NAME, mm_units
 from ._side_by_side import SideBySide
 
 COMPARE_NAME = PREFIX + "fixed vs warped"
@@ -51,7 +51,7 @@ class ComparePanel(QWidget):
         self.timer.timeout.connect(self.flick)
         self._flick_state = 0
         self.side_by_side = SideBySide(viewer)
-        self._inputs: tuple[Volume, Volume, Volume | None] | None = None
+        self._inputs: tuple[Volume, Volume] | None = None
         self.side_button = QPushButton("Before | after side by side")
         self.side_button.setCheckable(True)
         self.side_button.setEnabled(False)
@@ -70,9 +70,9 @@ class ComparePanel(QWidget):
             lambda text: self.tile_mm.setEnabled(text == "checkerboard"))
 
     def set_result(self, result: RegistrationResult, fixed: np.ndarray | None,
-                   inputs: tuple[Volume, Volume, Volume | None] | None = None) -> None:
+                   inputs: tuple[Volume, Volume] | None = None) -> None:
         """Compare against ``fixed`` (the fixed image array, on the result's grid); ``inputs``
-        (the run's fixed and moving volumes and moving labels) enable the side-by-side view."""
+        (the run's fixed and moving volumes) enable the side-by-side view."""
         self.side_button.setChecked(False)  # a new result: back to the user's layout first
         self._inputs = inputs
         self.side_button.setEnabled(inputs is not None)
@@ -115,7 +115,7 @@ class ComparePanel(QWidget):
             layers.remove(old)
         layer = self.viewer.add_image(
             data, name=COMPARE_NAME, scale=result.grid.spacing, translate=result.grid.origin,
-            metadata=metadata, **style)
+            metadata=metadata, **mm_units(result.grid.ndim), **style)
         if WARPED_LABELS_NAME in layers:  # under the label contours, which stay readable
             layers.move(layers.index(COMPARE_NAME), layers.index(WARPED_LABELS_NAME))
         return layer

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..qa.landmarks import LandmarkErrors, landmark_errors
 from ..result import RegistrationResult
 from . import _ui
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, mm_units
 
 POINTS_NAME = PREFIX + "landmark TRE (mm)"
 VECTOR_MAGNIFICATION = 5.0  # the residual arrows are drawn this many times their length
@@ -82,13 +82,15 @@ class LandmarksPanel(QWidget):
             features={"point": np.arange(1, len(errors.after) + 1),
                       "tre_before": errors.before, "tre_after": errors.after},
             face_color="tre_after", face_colormap="plasma", face_contrast_limits=(0.0, top),
-            size=2.0 + 6.0 * errors.after / top, border_color="white")
+            size=2.0 + 6.0 * errors.after / top, border_color="white",
+            **mm_units(errors.fixed.shape[1]))
         vectors = np.stack([errors.fixed, errors.residual], axis=1)  # (K, 2, D): start, vector
         # true mm in the data; napari's `length` scales the drawing only
         record = {"role": "landmark_residuals", "method": result.method,
                   "magnification": VECTOR_MAGNIFICATION}
         self.viewer.add_vectors(vectors, name=VECTORS_NAME, edge_color="yellow", edge_width=0.6,
-                                length=VECTOR_MAGNIFICATION, metadata={METADATA_KEY: record})
+                                length=VECTOR_MAGNIFICATION, metadata={METADATA_KEY: record},
+                                **mm_units(errors.fixed.shape[1]))
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row."""

@@ -39,6 +39,14 @@ def legend_lines(viewer: Any) -> list[str]:
         lines.append("warped labels: contours")
     jac = roles.get("jacobian")
     mag = roles.get("magnitude")
+    preview = roles.get("preview_jacobian")
+    if preview is not None:
+        record = preview.metadata[METADATA_KEY]
+        lo, hi = (float(v) for v in preview.contrast_limits)
+        lines.append(f"preview, {record.get('parameter')} = {record.get('value'):g}, coarse "
+                     f"grid: Jacobian {lo:.2f} blue, 1 white, {hi:.2f} red")
+    if "preview_warped_labels" in roles:
+        lines.append("preview warped labels: contours (coarse grid)")
     residuals = roles.get("landmark_residuals")
     if residuals is not None:
         magnification = residuals.metadata[METADATA_KEY].get("magnification", 1.0)
@@ -62,19 +70,41 @@ def canvas_overlay(viewer: Any, name: str) -> Any:
     return getattr(viewer, "text_overlay" if name == "text" else name)
 
 
-def layer_to_mm(layer: Any) -> None:
+def in_mm(layer: Any) -> bool:
+    """True when ``layer``'s units are mm (all axes)."""
+    return all(str(u) == "millimeter" for u in getattr(layer, "units", None) or ("",))
+
+
+def layer_to_mm(layer: Any) -> bool:
     """Give ``layer`` mm units if it has napari's default (pixel); other units stay (the bar
-    then has no unit, as napari does for mixed units)."""
+    then has no unit, as napari does for mixed units). True when it changed."""
     units = getattr(layer, "units", None)
-    if units is not None and all(str(u) == "pixel" for u in units):
-        layer.units = ("mm",) * layer.ndim
+    if units is None or not all(str(u) == "pixel" for u in units):
+        return False
+    layer.units = ("mm",) * layer.ndim
+    return True
+
+
+def reslice(viewer: Any) -> None:
+    """Make napari slice every layer again. napari 0.9 keeps the units a layer was last sliced
+    with, so after a change of units a 3D layer shown in 2D is cut at a wrong depth (the canvas
+    goes blank) until the slider moves: move it one step and back."""
+    dims = viewer.dims
+    for axis in dims.not_displayed:
+        start, stop, _ = dims.range[axis]
+        point = dims.point[axis]
+        if stop > start:
+            dims.set_point(axis, stop if point != stop else start)
+            dims.set_point(axis, point)
+            return
 
 
 def use_mm(viewer: Any) -> None:
     """:func:`layer_to_mm` for every layer of ``viewer`` (the widget does it for each layer
-    inserted after a run)."""
-    for layer in viewer.layers:
-        layer_to_mm(layer)
+    inserted into a viewer in mm), then :func:`reslice` if any changed."""
+    changed = [layer_to_mm(layer) for layer in viewer.layers]
+    if any(changed):
+        reslice(viewer)
 
 
 def update_legend(viewer: Any, *_: Any) -> None:
@@ -106,5 +136,5 @@ def show_legend(viewer: Any) -> None:
     update_legend(viewer)
 
 
-__all__ = ["canvas_overlay", "layer_to_mm", "legend_lines", "show_legend", "update_legend",
-           "use_mm"]
+__all__ = ["canvas_overlay", "in_mm", "layer_to_mm", "legend_lines", "reslice", "show_legend",
+           "update_legend", "use_mm"]

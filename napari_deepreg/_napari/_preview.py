@@ -4,11 +4,11 @@ Moving the slider (log scale) or typing a weight previews the registration with 
 the pair downsampled to at most *preview size* voxels along its longest axis
 (:func:`napari_deepreg.preview.preview`), in a napari thread worker: the viewer never waits, a
 new value cancels the preview still running, and Cancel stops it. The preview shows as two
-layers on the coarse grid (the Jacobian, diverging map on fixed limits 0..2 so that two
-previews compare by eye, and the warped label contours, or the warped image without labels)
-and as a row of a small table (weight, Dice after, SDlogJ, fold %), so a user sees what a
-smoother field costs in overlap. *Run full resolution* copies the weight into the method's
-parameters and starts the real run.
+layers on the coarse grid (the Jacobian, shown, diverging map on fixed limits 0..2 so that two
+previews compare by eye; the warped label contours, or the warped image without labels, one tick
+away: contours on a grid this coarse cover the anatomy) and as a row of a small table (weight,
+Dice after, SDlogJ, fold %), so a user sees what a smoother field costs in overlap. *Run full
+resolution* copies the weight into the method's parameters and starts the real run.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..qa.tables import format_value
 from ..result import Progress, RegistrationResult
 from . import _ui
 from ._layers import METADATA_KEY, PREFIX, apply_display, result_layers, update_layer
+from ._legend import show_legend, use_mm
 from ._run import RegistrationJob, RunFailure, failure_message
 
 PREVIEW_JACOBIAN_NAME = PREFIX + "preview jacobian"
@@ -227,7 +228,7 @@ class PreviewPanel(QWidget):
             return
         seconds = time.perf_counter() - self._started
         self.result = out
-        self._put_layers(out, job)
+        self._put_layers(out, job, value)
         m = out.metrics
         dice = (f"Dice {format_value('dice', m['dice_before'])} -> "
                 f"{format_value('dice', m['dice_after'])}, " if "dice_after" in m else "")
@@ -244,7 +245,8 @@ class PreviewPanel(QWidget):
         del self.history[HISTORY_ROWS:]
         _ui.fill_table(self.table, self.history, HISTORY_HEADER)
 
-    def _put_layers(self, result: RegistrationResult, job: RegistrationJob) -> None:
+    def _put_layers(self, result: RegistrationResult, job: RegistrationJob,
+                    value: float) -> None:
         """The preview's Jacobian and warped labels (or image) as layers on its coarse grid."""
         tuples = result_layers(result, job.fixed.name, job.moving.name)
         by_role = {kwargs["metadata"][METADATA_KEY]["role"]: (data, kwargs, kind)
@@ -252,25 +254,28 @@ class PreviewPanel(QWidget):
         chosen = [("jacobian", PREVIEW_JACOBIAN_NAME)]
         chosen.append(("warped_labels", PREVIEW_LABELS_NAME) if "warped_labels" in by_role
                       else ("warped", PREVIEW_WARPED_NAME))
+        use_mm(self.viewer)  # before the preview's layers arrive (see _legend.use_mm)
         layers = self.viewer.layers
         for role, name in chosen:
             data, kwargs, kind = by_role[role]
-            kwargs = {**kwargs, "name": name, "visible": True}
+            # the Jacobian shows what the weight does; label contours on a grid this coarse
+            # cover the anatomy, so they wait one tick away (Dice is in the status line)
+            kwargs = {**kwargs, "name": name, "visible": role == "jacobian"}
             kwargs["metadata"] = {**kwargs["metadata"], METADATA_KEY: {
                 **kwargs["metadata"][METADATA_KEY], "role": f"preview_{role}",
-                "parameter": self.parameter, "value": self.value()}}
+                "parameter": self.parameter, "value": value}}
             if role == "jacobian":  # fixed limits, so that two previews compare by eye
                 kwargs["contrast_limits"] = (0.0, 2.0)
             old = layers[name] if name in layers else None
             if old is not None and old.ndim == data.ndim and isinstance(old, KINDS[kind]):
-                update_layer(old, data, kwargs)
-                old.visible = True
+                update_layer(old, data, kwargs)  # the user's visibility choice stays
             else:
                 if old is not None:
                     layers.remove(old)
                 layer = Layer.create(data, kwargs, kind)
                 apply_display(layer)
                 layers.append(layer)
+        show_legend(self.viewer)  # the scale bar in mm and what the preview's colours mean
 
 
 __all__ = ["PREVIEW_JACOBIAN_NAME", "PREVIEW_LABELS_NAME", "PREVIEW_WARPED_NAME", "PreviewPanel",

@@ -33,7 +33,8 @@ from ..result import RegistrationResult
 from ..volume import InputError, Volume
 from . import _ui
 from ._inputs import _direction, image_volume, points_world
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, mm_units
+from ._legend import use_mm
 
 FILES = "Transforms (*.nii.gz *.nii *.mha *.nrrd *.h5 *.hdf5 *.tfm *.txt *.mat)"
 
@@ -163,11 +164,13 @@ class ReusePanel(QWidget):
                                                     "source": self.source}}
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
+        use_mm(self.viewer)  # the new layer is in mm: so are the others (the scale bar's unit)
         if isinstance(layer, Points):  # points go with the inverse: is there one?
             self.check_folds()
             moved = reuse.points_to_fixed(points_world(layer, fixed.ndim, "points"), self.field,
                                           fixed.spacing, fixed.origin)
-            return self.viewer.add_points(moved, name=name, metadata=meta, face_color="cyan")
+            return self.viewer.add_points(moved, name=name, metadata=meta, face_color="cyan",
+                                          **mm_units(fixed.ndim))
         is_labels = isinstance(layer, Labels)
         volume = (Volume(np.array(layer.data), tuple(layer.scale), tuple(layer.translate),
                          _direction(layer, layer.ndim), layer.name)
@@ -176,7 +179,8 @@ class ReusePanel(QWidget):
             volume = resample_to_grid(volume, fixed, labels=is_labels)
         data = reuse.apply_field(volume.array, self.field, fixed.spacing, labels=is_labels)
         add = self.viewer.add_labels if is_labels else self.viewer.add_image
-        return add(data, name=name, scale=fixed.spacing, translate=fixed.origin, metadata=meta)
+        return add(data, name=name, scale=fixed.spacing, translate=fixed.origin, metadata=meta,
+                   **mm_units(fixed.ndim))
 
     def _ask_load(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a transform", "", FILES)

@@ -1,13 +1,15 @@
 """Before and after side by side, in napari's grid mode, and back to the layout the user had.
 
-Before (left): the fixed image in grey with the moving image in magenta on top, and the moving
-labels' contours; after (right): the fixed image with the warped moving image and the warped
-labels' contours. napari's grid puts ``stride`` consecutive layers of the layer list in one
-viewbox and leaves out viewboxes whose layers are all hidden, so :class:`SideBySide` hides the
-user's layers, inserts its own at the bottom of the list (two groups of ``stride`` layers, the
-images shared with the inputs and the result, not copied), sets ``grid.stride``,
-``grid.shape = (1, 2)`` and turns the grid on; :meth:`SideBySide.restore` removes those layers
-and puts back every layer's visibility, the grid settings and the canvas text.
+Before (left): the fixed image in green with the moving image in magenta added on top; after
+(right): the fixed image with the warped moving image. Where the two agree the sum is grey to
+white, where they do not a green or magenta fringe shows (the usual fusion for registration QA;
+label contours stay in the main view, where they do not cover these fringes). napari's grid puts
+``stride`` consecutive layers of the layer list in one viewbox and leaves out viewboxes whose
+layers are all hidden, so :class:`SideBySide` hides the user's layers, inserts its own at the
+bottom of the list (two groups of ``stride`` = 2 layers, the images shared with the inputs and
+the result, not copied), sets ``grid.stride``, ``grid.shape = (1, 2)`` and turns the grid on;
+:meth:`SideBySide.restore` removes those layers and puts back every layer's visibility, the grid
+settings and the canvas text.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import numpy as np
 from ..qa.display import WARPED_COLORMAP, intensity_limits
 from ..result import RegistrationResult
 from ..volume import Volume
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, mm_units
 from ._legend import canvas_overlay
 
 BEFORE_PREFIX = PREFIX + "before: "
 AFTER_PREFIX = PREFIX + "after: "
-CAPTION = ("left: BEFORE (fixed grey, moving magenta, moving label contours)   |   "
-           "right: AFTER (fixed grey, warped magenta, warped label contours)")
+CAPTION = ("left: BEFORE, fixed (green) + moving (magenta)\n"
+           "right: AFTER, fixed (green) + warped moving (magenta)\n"
+           "grey/white where they agree, green or magenta fringes where they do not")
 
 
 def viewer_grid(viewer: Any) -> Any:
@@ -47,11 +50,9 @@ class SideBySide:
     def active(self) -> bool:
         return self._saved is not None
 
-    def show(self, result: RegistrationResult, fixed: Volume, moving: Volume,
-             moving_labels: Volume | None = None) -> list[Any]:
+    def show(self, result: RegistrationResult, fixed: Volume, moving: Volume) -> list[Any]:
         """Turn the side-by-side view on for ``result`` (``fixed``/``moving``: the run's input
-        volumes, each on its own grid; ``moving_labels`` on the moving grid, or None); returns
-        the layers it added, before group first."""
+        volumes, each on its own grid); returns the layers it added, before group first."""
         if self.active:
             self.restore()
         viewer = self.viewer
@@ -63,33 +64,26 @@ class SideBySide:
         }
         for layer in viewer.layers:
             layer.visible = False
-        fixed_geometry = {"scale": result.grid.spacing, "translate": result.grid.origin}
-        moving_geometry = {"scale": moving.spacing, "translate": moving.origin}
-        grey = {"colormap": "gray", "contrast_limits": intensity_limits(fixed.array)}
+        units = mm_units(result.grid.ndim)
+        fixed_geometry = {"scale": result.grid.spacing, "translate": result.grid.origin, **units}
+        moving_geometry = {"scale": moving.spacing, "translate": moving.origin, **units}
+        green = {"colormap": "green", "blending": "additive",
+                 "contrast_limits": intensity_limits(fixed.array)}
         magenta = {"colormap": WARPED_COLORMAP, "blending": "additive"}
         warped = np.asarray(result.warped)
         groups = [
-            [("image", fixed.array, "fixed", {**grey, **fixed_geometry}),
-             ("image", moving.array, "moving",
+            [(fixed.array, "fixed", {**green, **fixed_geometry}),
+             (moving.array, "moving",
               {**magenta, "contrast_limits": intensity_limits(moving.array), **moving_geometry})],
-            [("image", fixed.array, "fixed", {**grey, **fixed_geometry}),
-             ("image", warped, "warped moving",
+            [(fixed.array, "fixed", {**green, **fixed_geometry}),
+             (warped, "warped moving",
               {**magenta, "contrast_limits": intensity_limits(warped), **fixed_geometry})],
         ]
-        if moving_labels is not None and result.warped_labels is not None:
-            groups[0].append(("labels", moving_labels.array, "moving labels", moving_geometry))
-            groups[1].append(("labels", result.warped_labels, "warped labels", fixed_geometry))
         self.layers = []
         for prefix, group in zip((BEFORE_PREFIX, AFTER_PREFIX), groups, strict=True):
-            for kind, data, what, style in group:
+            for data, what, style in group:
                 meta = {METADATA_KEY: {"role": "side_by_side", "what": what}}
-                name = prefix + what
-                if kind == "image":
-                    layer = viewer.add_image(data, name=name, metadata=meta, **style)
-                else:
-                    layer = viewer.add_labels(data, name=name, metadata=meta, opacity=0.9,
-                                              **style)
-                    layer.contour = 1
+                layer = viewer.add_image(data, name=prefix + what, metadata=meta, **style)
                 # at the bottom of the list, in order: index // stride is the viewbox
                 viewer.layers.move(viewer.layers.index(layer), len(self.layers))
                 self.layers.append(layer)

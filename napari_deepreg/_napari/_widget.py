@@ -44,7 +44,7 @@ from ._layers import (
     replace_result_layers,
     result_layers,
 )
-from ._legend import layer_to_mm, show_legend
+from ._legend import in_mm, layer_to_mm, show_legend, use_mm
 from ._parameters import parameter_values, parameter_widgets
 from ._preview import PreviewPanel
 from ._reuse import ReusePanel
@@ -185,9 +185,12 @@ class RegistrationWidget(SaveActions, QWidget):
         self.destroyed.connect(disconnect)
 
     def _on_layer_inserted(self, event: Any) -> None:
-        # after a run the scale bar reads mm: a layer added in pixels would blank its unit
-        if self.result is not None:
-            layer_to_mm(event.value)
+        # once the viewer is in mm (after a run or a preview), a layer added in napari's
+        # default pixel units joins them: mixed units would take the scale bar's unit away
+        # (converted as it arrives, it needs no fresh slice, unlike a layer already shown)
+        new = event.value
+        if any(layer.name != new.name and in_mm(layer) for layer in self.viewer.layers):
+            layer_to_mm(new)
 
     def refresh_layer_choices(self) -> None:
         """Re-read the viewer's layer list into the layer choosers."""
@@ -359,6 +362,7 @@ class RegistrationWidget(SaveActions, QWidget):
         moving_name = job.moving.name if job else "moving"
         axes = self._displayed_axes(result.field.shape[0])
         clock = time.perf_counter()
+        use_mm(self.viewer)  # first, so that the result layers arrive into a viewer in mm
         replace_result_layers(
             self.viewer.layers, result_layers(result, fixed_name, moving_name, axes)
         )
@@ -377,7 +381,7 @@ class RegistrationWidget(SaveActions, QWidget):
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
         self.compare.set_result(result, None if job is None else job.fixed.array, None
-                                if job is None else (job.fixed, job.moving, job.moving_labels))
+                                if job is None else (job.fixed, job.moving))
         points = (job.fixed_points, job.moving_points) if job else (None, None)
         self.landmarks.show_result(result, *points)
         self.reuse.set_result(result)

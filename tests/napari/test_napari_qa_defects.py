@@ -97,3 +97,19 @@ def test_inverting_a_folding_transform_in_the_dock_warns(ran_2d, monkeypatch):
     panel.invert()
     assert len(warnings) == 1 and "J <= 0" in warnings[0] and "not defined" in warnings[0]
     assert "WARNING" in panel.summary.text() and "accurate to" in panel.summary.text()
+
+
+def test_mm_units_keep_a_3d_volume_sliced_where_it_was(make_napari_viewer):
+    """napari 0.9 slices a layer with the units it last had: without a fresh slice a 3D volume
+    whose units change shows a wrong (empty) plane until the slider moves."""
+    viewer = make_napari_viewer()
+    data = np.zeros((20, 16, 12), np.float32)
+    data[:, 4:12, 3:9] = np.arange(20, dtype=np.float32)[:, None, None] + 1
+    layer = viewer.add_image(data, scale=(2.0, 2.0, 2.0), translate=(-40.0, 10.0, 5.0))
+    viewer.dims.set_point(0, -40.0 + 2.0 * 7)  # plane 7
+    np.testing.assert_array_equal(np.asarray(layer._slice.image.raw), data[7])
+    from napari_deepreg._napari._legend import show_legend
+
+    show_legend(viewer)
+    assert str(layer.units[0]) == "millimeter"
+    np.testing.assert_array_equal(np.asarray(layer._slice.image.raw), data[7])

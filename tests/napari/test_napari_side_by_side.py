@@ -39,19 +39,20 @@ def test_side_by_side_shows_before_and_after_and_restores_the_layout(ran):
     assert button.isEnabled()
     button.setChecked(True)
     grid = viewer_grid(viewer)
-    assert grid.enabled and grid.stride == 3 and tuple(grid.shape) == (1, 2)
+    assert grid.enabled and grid.stride == 2 and tuple(grid.shape) == (1, 2)
     layers = list(viewer.layers)
     shown = [layer for layer in layers if layer.visible]
     assert [layer.name for layer in shown] == [
-        BEFORE_PREFIX + "fixed", BEFORE_PREFIX + "moving", BEFORE_PREFIX + "moving labels",
-        AFTER_PREFIX + "fixed", AFTER_PREFIX + "warped moving", AFTER_PREFIX + "warped labels"]
+        BEFORE_PREFIX + "fixed", BEFORE_PREFIX + "moving",
+        AFTER_PREFIX + "fixed", AFTER_PREFIX + "warped moving"]
     positions = [grid.position(layers.index(layer), layers) for layer in shown]
-    assert positions == [(0, 0)] * 3 + [(0, 1)] * 3  # before left, after right
+    assert positions == [(0, 0)] * 2 + [(0, 1)] * 2  # before left, after right
     assert grid.actual_shape(layers) == (1, 2)
     # shared, not copied: the after view shows the result, the before view the input
     np.testing.assert_array_equal(viewer.layers[AFTER_PREFIX + "warped moving"].data,
                                   widget.result.warped)
-    assert viewer.layers[BEFORE_PREFIX + "moving labels"].contour == 1
+    np.testing.assert_array_equal(viewer.layers[BEFORE_PREFIX + "moving"].data,
+                                  viewer.layers["moving"].data)
     assert canvas_overlay(viewer, "text").text == CAPTION
 
     button.setChecked(False)
