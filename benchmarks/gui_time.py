@@ -14,8 +14,8 @@ cold like the widget's first run; its "runtime" is the CLI's method time.
 Printed per run: the click-to-layers wall clock, the method's runtime (``result.runtime``:
 method, guard, warp and Jacobian) and, from ``result.timings``, the split the widget shows on
 its status line (worker start, prepare, method, guard, warp, metrics, layers, tables, panels,
-other = Qt events not in a phase), plus how many progress reports the worker sent and how many
-the widget drew. A checkout without ``result.timings`` (before the split existed) prints the
+other = Qt events not in a phase), plus how many progress reports reached the Qt thread and how
+many the widget drew. A checkout without ``result.timings`` (before the split existed) prints the
 wall clock and runtime only, so the same script measures the code before a change.
 """
 
@@ -98,7 +98,8 @@ def widget_run(widget: Any) -> dict[str, Any]:
     worker.start()
     loop.exec()
     result = widget.result
-    drawn = getattr(widget, "progress_reports", [None, None])[1]
+    reports = getattr(widget, "progress_reports", None)
+    drawn = reports[1] if isinstance(reports, list) else reports
     return {"wall_s": done[0] - clicked, "runtime_s": result.runtime,
             "timings": dict(getattr(result, "timings", {}) or {}),
             "progress_received": received[0], "progress_drawn": drawn,
@@ -120,7 +121,8 @@ def pipeline_run(pair: dict) -> dict[str, Any]:
 def _line(name: str, run: dict[str, Any]) -> str:
     text = f"{name:<14} wall {run['wall_s']:5.2f} s, method runtime {run['runtime_s']:5.2f} s"
     if run.get("progress_received") is not None:
-        text += f", progress {run['progress_received']} sent / {run['progress_drawn']} drawn"
+        text += (f", progress reports: {run['progress_received']} reached the Qt thread, "
+                 f"{run['progress_drawn']} drawn")
     if run.get("timings"):
         text += "\n" + " " * 15 + ", ".join(f"{k} {v:.2f}" for k, v in run["timings"].items())
     return text

@@ -30,7 +30,7 @@ from ..result import Progress, RegistrationResult
 from . import _ui
 from ._layers import METADATA_KEY, PREFIX, apply_display, result_layers, update_layer
 from ._legend import show_legend, use_mm
-from ._run import RegistrationJob, RunFailure, failure_message
+from ._run import RegistrationJob, RunFailure, failure_message, throttled
 
 PREVIEW_JACOBIAN_NAME = PREFIX + "preview jacobian"
 PREVIEW_LABELS_NAME = PREFIX + "preview warped labels"
@@ -65,7 +65,8 @@ def preview_job(job: RegistrationJob, value: float, max_size: int
 
     try:
         inputs = prepare(job.fixed, job.moving, job.fixed_labels, job.moving_labels)
-        result = yield from preview(inputs, job.method, job.config, value, max_size, job.device)
+        result = yield from throttled(
+            preview(inputs, job.method, job.config, value, max_size, job.device))
     except Exception as exc:  # one line in the section's status, never a crash
         return RunFailure(failure_message(exc), exc)
     return result
