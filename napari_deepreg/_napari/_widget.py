@@ -221,6 +221,9 @@ class RegistrationWidget(SaveActions, QWidget):
         if spec.description:
             self.method.tooltip = spec.description
         self.preview.set_config(spec.make_config(None))
+        for widget in widgets:  # the weight typed among the parameters moves the slider too
+            if widget.name == self.preview.parameter:
+                widget.changed.connect(lambda v: self.preview.set_weight(float(v), preview=False))
 
     def config(self) -> Any:
         """The chosen method's config from the parameter widgets (InputError if one is bad)."""

@@ -111,3 +111,5 @@ def test_run_full_resolution_uses_the_chosen_weight(qtbot, brain2d):
         worker.start()
     assert widget.config().regularisation == pytest.approx(2.5)
     assert widget.result.parameters["regularisation"] == pytest.approx(2.5)
+    widget.set_parameters(regularisation=0.7)  # typed among the parameters: the slider follows
+    assert panel.value() == pytest.approx(0.7)
