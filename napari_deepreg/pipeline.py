@@ -39,6 +39,19 @@ from .volume import InputError, Volume, check_image, check_labels
 T = TypeVar("T")
 
 
+class _Clock:
+    """Lap times of a run's phases: ``lap(name)`` books the seconds since the previous lap."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+
 def run_to_end(gen: Generator[Any, None, T]) -> T:
     """Drive a generator to its end and return its return value (for scripts and tests)."""
     while True:
@@ -284,9 +297,13 @@ def register(
     spec = get_method(method)
     spec.make_config(config)  # a bad parameter is reported before any work is done
     # no progress before the checks: bad input fails before anything was reported as started
+    start = time.perf_counter()
     inputs = prepare(fixed, moving, fixed_labels, moving_labels, fixed_points, moving_points,
                      ndims=spec.dims, method=spec.id)
-    return (yield from register_prepared(inputs, spec.id, config, device, hausdorff, guard))
+    prepared = time.perf_counter() - start
+    result = yield from register_prepared(inputs, spec.id, config, device, hausdorff, guard)
+    result.timings = {"prepare": prepared, **result.timings}
+    return result
 
 
 def register_prepared(
@@ -313,13 +330,17 @@ def register_prepared(
     ndim = inputs.ndim
 
     spacing = fixed.spacing
+    clock = _Clock()
     f_t = torch.from_numpy(normalise_intensity(fixed.array))[None, None].to(dev)
     m_t = torch.from_numpy(normalise_intensity(moving.array))[None, None].to(dev)
 
+    clock.lap("normalise")
     start = time.perf_counter()
     estimate = yield from spec.estimate(f_t, m_t, spacing, cfg, dev)
     check_finite_field(estimate.field, spec.id)  # before the guard compares it
+    clock.lap("method")
     verdict = _guard.run(guard, estimate, f_t, m_t, spacing, f_labels, m_labels, spec.id)
+    clock.lap("guard")
     estimate = verdict.estimate
     field = estimate.field.detach()
     if tuple(field.shape) != (1, ndim, *fixed.shape):
@@ -339,6 +360,7 @@ def register_prepared(
         jac = jacobian_determinant(field, spacing)[0].cpu().numpy()
     runtime = time.perf_counter() - start
     field_np = field[0].cpu().numpy()
+    clock.lap("warp")
 
     yield Progress(1, 2, "measuring")
     summary, label_rows = _metrics.registration_metrics(
@@ -357,6 +379,7 @@ def register_prepared(
             np.mean(_metrics.tre(f_points, m_points, field_np, spacing, fixed.origin))
         )
     summary["runtime_s"] = runtime
+    clock.lap("metrics")
     yield Progress(2, 2, "done")
     return RegistrationResult(
         warped=warped.astype(np.float32),
@@ -372,4 +395,5 @@ def register_prepared(
         model=spec.model_id,
         parameters=dataclasses.asdict(cfg),
         notes=[*inputs.notes, *estimate.info.get("notes", ()), *verdict.notes],
+        timings=clock.laps,
     )

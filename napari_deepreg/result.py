@@ -100,6 +100,9 @@ class RegistrationResult:
         label_names: ``{label: name}`` for the label rows of tables and reports (read from the
             lookup table beside the label file, a layer's features or the sample's
             ``labels.csv``); empty when the labels have no names.
+        timings: where the run's wall clock went, seconds per phase in the order they ran
+            (``prepare``, ``normalise``, ``method``, ``guard``, ``warp``, ``metrics``; a front
+            end adds its own, e.g. the widget's ``worker start`` and ``layers``).
     """
 
     warped: np.ndarray
@@ -116,6 +119,7 @@ class RegistrationResult:
     parameters: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     label_names: dict[int, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def spacing(self) -> tuple[float, ...]:

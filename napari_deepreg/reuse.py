@@ -56,6 +56,27 @@ def apply_field(array: np.ndarray, field: np.ndarray, spacing: Spacing,
         return warp_image(_tensor(data)[None], _tensor(u), spacing)[0, 0].numpy()
 
 
+def folds(field: np.ndarray, spacing: Spacing) -> tuple[int, float, float]:
+    """Where ``field`` folds, to check before inverting it: ``(voxels with J <= 0, their
+    percent of the grid, the smallest J)``. Its inverse is not defined where ``J <= 0`` (the
+    map is not one-to-one there), so an inverse computed anyway is only an approximation."""
+    from .core import jacobian_determinant
+
+    jac = jacobian_determinant(_tensor(_field(field)), spacing)[0].numpy()
+    folded = int((jac <= 0).sum())
+    return folded, 100.0 * folded / max(jac.size, 1), float(jac.min())
+
+
+def fold_warning(field: np.ndarray, spacing: Spacing) -> str | None:
+    """A sentence for the user when ``field`` folds (:func:`folds`), else None."""
+    folded, percent, smallest = folds(field, spacing)
+    if not folded:
+        return None
+    return (f"the transform folds: {folded} voxel(s) ({percent:.3g} %) have J <= 0 (min "
+            f"{smallest:.3g}); its inverse is not defined there, so the inverse is only an "
+            "approximation in and around the folds (see the stated accuracy)")
+
+
 def invert(field: np.ndarray, spacing: Spacing) -> tuple[np.ndarray, float]:
     """The inverse field and its accuracy: ``(v, max |phi_u(phi_v(x)) - x|)`` in mm."""
     from .core import invert_field
@@ -122,6 +143,11 @@ def transform_from_args(args: argparse.Namespace) -> int:
     reference = read_volume(args.reference)
     if args.action == "invert":
         field, grid = read_field(args.field, reference)
+        warning = fold_warning(field, grid.spacing)
+        if warning:
+            import sys
+
+            print(f"warning: {warning}", file=sys.stderr)
         result, residual = invert(field, grid.spacing)
         note = f"inverse accurate to {residual:.3g} mm (max |phi(phi^-1(x)) - x|)"
     else:
@@ -134,5 +160,5 @@ def transform_from_args(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["add_transform_arguments", "apply_field", "chain", "invert", "points_to_fixed",
-           "transform_from_args"]
+__all__ = ["add_transform_arguments", "apply_field", "chain", "fold_warning", "folds", "invert",
+           "points_to_fixed", "transform_from_args"]

@@ -3,7 +3,9 @@
 A checkerboard with tiles of a size in mm, the signed difference or a red / cyan overlay
 (:mod:`napari_deepreg.qa.compare`), as the layer :data:`COMPARE_NAME` on the fixed grid; and a
 flicker that alternates the fixed and the warped image in that layer twice a second (movement
-catches the eye where a static overlay does not).
+catches the eye where a static overlay does not). *Before | after* puts the fixed + moving and
+the fixed + warped views side by side in napari's grid mode and, unchecked, restores the layout
+(:mod:`._side_by_side`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from typing import Any
 
 import numpy as np
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QPushButton, QWidget
 
 from ..qa import compare
 from ..result import RegistrationResult
+from ..volume import Volume
 from . import _ui
-from ._layers import METADATA_KEY, PREFIX, WARPED_LABELS_NAME
+from ._layers import METADATA_KEY, PREFIX, WARPED_LABELS_NAME, mm_units
+from ._side_by_side import SideBySide
 
 COMPARE_NAME = PREFIX + "fixed vs warped"
 FLICKER_MS = 500
@@ -46,17 +50,32 @@ class ComparePanel(QWidget):
         self.timer.setInterval(FLICKER_MS)
         self.timer.timeout.connect(self.flick)
         self._flick_state = 0
+        self.side_by_side = SideBySide(viewer)
+        self._inputs: tuple[Volume, Volume] | None = None
+        self.side_button = QPushButton("Before | after side by side")
+        self.side_button.setCheckable(True)
+        self.side_button.setEnabled(False)
+        self.side_button.setToolTip(
+            "left: fixed + moving (before), right: fixed + warped (after), in napari's grid "
+            "mode; uncheck to get the layers and layout back")
+        self.side_button.toggled.connect(self._on_side_by_side)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("view", self.mode)
         form.addRow("tile size", self.tile_mm)
         form.addRow(self.show_button)
         form.addRow(self.flicker)
+        form.addRow(self.side_button)
         self.mode.currentTextChanged.connect(
             lambda text: self.tile_mm.setEnabled(text == "checkerboard"))
 
-    def set_result(self, result: RegistrationResult, fixed: np.ndarray | None) -> None:
-        """Compare against ``fixed`` (the fixed image array, on the result's grid)."""
+    def set_result(self, result: RegistrationResult, fixed: np.ndarray | None,
+                   inputs: tuple[Volume, Volume] | None = None) -> None:
+        """Compare against ``fixed`` (the fixed image array, on the result's grid); ``inputs``
+        (the run's fixed and moving volumes) enable the side-by-side view."""
+        self.side_button.setChecked(False)  # a new result: back to the user's layout first
+        self._inputs = inputs
+        self.side_button.setEnabled(inputs is not None)
         self.result, self.fixed = result, None if fixed is None else np.asarray(fixed)
         ok = self.fixed is not None and self.fixed.shape == np.shape(result.warped)
         self.show_button.setEnabled(ok)
@@ -96,7 +115,7 @@ class ComparePanel(QWidget):
             layers.remove(old)
         layer = self.viewer.add_image(
             data, name=COMPARE_NAME, scale=result.grid.spacing, translate=result.grid.origin,
-            metadata=metadata, **style)
+            metadata=metadata, **mm_units(result.grid.ndim), **style)
         if WARPED_LABELS_NAME in layers:  # under the label contours, which stay readable
             layers.move(layers.index(COMPARE_NAME), layers.index(WARPED_LABELS_NAME))
         return layer
@@ -106,10 +125,20 @@ class ComparePanel(QWidget):
         if self.result is None or self.fixed is None:
             return None
         self.flicker.setChecked(False)
+        self.side_button.setChecked(False)
         data, style = self.picture()
         return self._put(data, style, self.mode.currentText())
 
+    def _on_side_by_side(self, on: bool) -> None:
+        if on and self.result is not None and self._inputs is not None:
+            self.flicker.setChecked(False)
+            self.side_by_side.show(self.result, *self._inputs)
+        else:
+            self.side_by_side.restore()
+
     def _on_flicker(self, on: bool) -> None:
+        if on:
+            self.side_button.setChecked(False)
         if on and self.result is not None:
             self._flick_state = 0
             self.flick()

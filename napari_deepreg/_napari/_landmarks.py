@@ -4,7 +4,9 @@ With fixed and moving Points layers chosen as inputs (paired by order, world mm)
 TRE of every pair before and after registration (:func:`napari_deepreg.qa.landmarks
 .landmark_errors`, i.e. :func:`napari_deepreg.metrics.tre`) is listed worst first, the fixed
 landmarks are shown as a Points layer coloured and sized by the error after registration, and the
-residual error vectors (moving landmark minus where the fixed landmark lands) as a Vectors layer.
+residual error vectors (moving landmark minus where the fixed landmark lands) as a Vectors layer,
+drawn :data:`VECTOR_MAGNIFICATION` times their length (a residual of a millimetre or two is a dot
+at true length; the layer's name and the canvas legend say so, its data stay in true mm).
 Clicking a row moves the viewer to that point.
 """
 
@@ -18,10 +20,11 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 from ..qa.landmarks import LandmarkErrors, landmark_errors
 from ..result import RegistrationResult
 from . import _ui
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, mm_units
 
 POINTS_NAME = PREFIX + "landmark TRE (mm)"
-VECTORS_NAME = PREFIX + "landmark residuals (mm)"
+VECTOR_MAGNIFICATION = 5.0  # the residual arrows are drawn this many times their length
+VECTORS_NAME = PREFIX + f"landmark residuals (mm, drawn x{VECTOR_MAGNIFICATION:g})"
 HEADER = ("point", "TRE before (mm)", "TRE after (mm)", "fixed (mm)")
 
 
@@ -63,7 +66,8 @@ class LandmarksPanel(QWidget):
             f"{errors.after.mean():.2f} mm after; worst point {worst + 1} "
             f"({errors.after[worst]:.2f} mm). On the canvas the fixed landmarks are coloured "
             f"(plasma: dark 0 mm, yellow {errors.after.max():.2f} mm) and sized by TRE after; "
-            "yellow vectors: residual to the moving landmark. Click a row to go there.")
+            f"yellow vectors: residual to the moving landmark, drawn x{VECTOR_MAGNIFICATION:g} "
+            "its length. Click a row to go there.")
         self._put_layers(result, errors)
 
     def _put_layers(self, result: RegistrationResult, errors: LandmarkErrors) -> None:
@@ -78,10 +82,15 @@ class LandmarksPanel(QWidget):
             features={"point": np.arange(1, len(errors.after) + 1),
                       "tre_before": errors.before, "tre_after": errors.after},
             face_color="tre_after", face_colormap="plasma", face_contrast_limits=(0.0, top),
-            size=2.0 + 6.0 * errors.after / top, border_color="white")
+            size=2.0 + 6.0 * errors.after / top, border_color="white",
+            **mm_units(errors.fixed.shape[1]))
         vectors = np.stack([errors.fixed, errors.residual], axis=1)  # (K, 2, D): start, vector
+        # true mm in the data; napari's `length` scales the drawing only
+        record = {"role": "landmark_residuals", "method": result.method,
+                  "magnification": VECTOR_MAGNIFICATION}
         self.viewer.add_vectors(vectors, name=VECTORS_NAME, edge_color="yellow", edge_width=0.6,
-                                length=1.0, metadata=meta)
+                                length=VECTOR_MAGNIFICATION, metadata={METADATA_KEY: record},
+                                **mm_units(errors.fixed.shape[1]))
 
     def rows(self) -> list[tuple[str, ...]]:
         """The table's text, row by row."""
@@ -100,4 +109,4 @@ class LandmarksPanel(QWidget):
         self.viewer.camera.center = tuple(float(point[d]) for d in shown)
 
 
-__all__ = ["POINTS_NAME", "VECTORS_NAME", "LandmarksPanel"]
+__all__ = ["POINTS_NAME", "VECTORS_NAME", "VECTOR_MAGNIFICATION", "LandmarksPanel"]

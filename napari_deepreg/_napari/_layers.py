@@ -11,6 +11,7 @@ made. The arrays and styles come from :mod:`napari_deepreg.qa.display`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,22 @@ FOLDS_NAME = PREFIX + "folds"
 MAGNITUDE_NAME = PREFIX + "displacement magnitude (mm)"
 
 LayerDataTuple = tuple[np.ndarray, dict[str, Any], str]
+
+
+@functools.cache
+def _layers_take_units() -> bool:
+    import inspect
+
+    from napari.layers import Image
+
+    return "units" in inspect.signature(Image.__init__).parameters
+
+
+def mm_units(ndim: int) -> dict[str, Any]:
+    """``{"units": ("mm",) * ndim}`` for a layer's constructor (every scale here is mm per
+    axis; the scale bar reads the unit from the layers), or ``{}`` on a napari without layer
+    units. A layer made in mm joins the viewer's mm layers without a moment of mixed units."""
+    return {"units": ("mm",) * ndim} if _layers_take_units() else {}
 
 
 def warped_name(moving_name: str) -> str:
@@ -92,9 +109,9 @@ def result_layers(
         displayed_axes: array axes shown on screen, for the grid (default: the last two).
     """
     scale, translate = result.grid.spacing, result.grid.origin
-    geometry = {"scale": scale, "translate": translate}
     field = np.asarray(result.field)
     ndim = field.shape[0]
+    geometry = {"scale": scale, "translate": translate, **mm_units(ndim)}
     axes = normalise_axes(displayed_axes, ndim)
 
     layers: list[LayerDataTuple] = []
@@ -277,6 +294,7 @@ __all__ = [
     "grid_data",
     "grid_period",
     "is_result_layer",
+    "mm_units",
     "normalise_axes",
     "replace_result_layers",
     "result_layers",

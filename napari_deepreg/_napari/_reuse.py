@@ -2,7 +2,8 @@
 
 The current transform is the last run's field, or one loaded from a file the CLI or the widget
 wrote (``field.nii.gz``, ``transform.h5``, an affine ``.tfm``), sampled on the fixed image's grid.
-It can be inverted (the accuracy, max ``|phi(phi^-1(x)) - x|`` in mm, is shown), composed with a
+It can be inverted (the accuracy, max ``|phi(phi^-1(x)) - x|`` in mm, is shown; a field that folds,
+J <= 0, has no inverse there, and a warning says so before the inverse is used), composed with a
 second saved transform, saved, and applied to any layer: images linearly, label maps
 label-preserving, points with the inverse (they go from the moving image to the fixed one). The
 maths is :mod:`napari_deepreg.reuse`.
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Points
+from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from .. import reuse
@@ -31,7 +33,8 @@ from ..result import RegistrationResult
 from ..volume import InputError, Volume
 from . import _ui
 from ._inputs import _direction, image_volume, points_world
-from ._layers import METADATA_KEY, PREFIX
+from ._layers import METADATA_KEY, PREFIX, mm_units
+from ._legend import use_mm
 
 FILES = "Transforms (*.nii.gz *.nii *.mha *.nrrd *.h5 *.hdf5 *.tfm *.txt *.mat)"
 
@@ -117,12 +120,24 @@ class ReusePanel(QWidget):
         field, _ = read_field(path, fixed)
         self._set(field, fixed, Path(path).name)
 
-    def invert(self) -> float:
-        """Replace the transform by its inverse; returns (and shows) its accuracy in mm."""
+    def check_folds(self) -> str | None:
+        """Warn (notification and summary) when the current transform folds: it is then not
+        invertible there. Returns the warning, or None."""
         assert self.field is not None and self.fixed is not None
+        warning = reuse.fold_warning(self.field, self.fixed.spacing)
+        if warning:
+            show_warning(f"warning: {warning}")
+        return warning
+
+    def invert(self) -> float:
+        """Replace the transform by its inverse; returns (and shows) its accuracy in mm. A
+        transform that folds is inverted too, with a warning (:meth:`check_folds`)."""
+        assert self.field is not None and self.fixed is not None
+        warning = self.check_folds()
         inverse, accuracy = reuse.invert(self.field, self.fixed.spacing)
+        note = f"inverse accurate to {accuracy:.2g} mm"
         self._set(inverse, self.fixed, f"inverse of {self.source}",
-                  f"inverse accurate to {accuracy:.2g} mm")
+                  f"WARNING: {warning}; {note}" if warning else note)
         return accuracy
 
     def compose(self, path: str | Path) -> None:
@@ -149,10 +164,13 @@ class ReusePanel(QWidget):
                                                     "source": self.source}}
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
-        if isinstance(layer, Points):
+        use_mm(self.viewer)  # the new layer is in mm: so are the others (the scale bar's unit)
+        if isinstance(layer, Points):  # points go with the inverse: is there one?
+            self.check_folds()
             moved = reuse.points_to_fixed(points_world(layer, fixed.ndim, "points"), self.field,
                                           fixed.spacing, fixed.origin)
-            return self.viewer.add_points(moved, name=name, metadata=meta, face_color="cyan")
+            return self.viewer.add_points(moved, name=name, metadata=meta, face_color="cyan",
+                                          **mm_units(fixed.ndim))
         is_labels = isinstance(layer, Labels)
         volume = (Volume(np.array(layer.data), tuple(layer.scale), tuple(layer.translate),
                          _direction(layer, layer.ndim), layer.name)
@@ -161,7 +179,8 @@ class ReusePanel(QWidget):
             volume = resample_to_grid(volume, fixed, labels=is_labels)
         data = reuse.apply_field(volume.array, self.field, fixed.spacing, labels=is_labels)
         add = self.viewer.add_labels if is_labels else self.viewer.add_image
-        return add(data, name=name, scale=fixed.spacing, translate=fixed.origin, metadata=meta)
+        return add(data, name=name, scale=fixed.spacing, translate=fixed.origin, metadata=meta,
+                   **mm_units(fixed.ndim))
 
     def _ask_load(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load a transform", "", FILES)

@@ -13,6 +13,7 @@ re-running replaces the layers the previous run made and nothing else.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,11 @@ from ._layers import (
     replace_result_layers,
     result_layers,
 )
-from ._legend import show_legend
+from ._legend import in_mm, layer_to_mm, show_legend, use_mm
 from ._parameters import parameter_values, parameter_widgets
+from ._preview import PreviewPanel
 from ._reuse import ReusePanel
-from ._run import RegistrationJob, RunFailure, run_job
+from ._run import RegistrationJob, RunFailure, run_job, time_split
 from ._save_actions import SaveActions
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class RegistrationWidget(SaveActions, QWidget):
         self._job: RegistrationJob | None = None
         self._inputs_used: RegistrationJob | None = None  # the job of the result shown
         self._cancel_requested = False
+        self.progress_reports = 0  # Progress reports the current run's worker passed on
+        self._gui_timings: dict[str, float] = {}  # this run's phases on the Qt thread
 
         # inputs: combo boxes whose choices are read from the viewer's layer list
         self.inputs = LayerInputs(napari_viewer)
@@ -111,6 +115,8 @@ class RegistrationWidget(SaveActions, QWidget):
             "transform) and, for methods with an affine stage, affine.tfm (ITK affine transform)",
         )
 
+        # the regulariser weight, previewed at reduced resolution before the full run
+        self.preview = PreviewPanel(napari_viewer, self.build_job, self._run_with)
         self.compare = ComparePanel(napari_viewer)  # checkerboard / difference / flicker
         self.folds = FoldsPanel(napari_viewer)  # fold clusters, click to go there
         self.landmarks = LandmarksPanel(napari_viewer)  # TRE per point, click to go there
@@ -126,6 +132,7 @@ class RegistrationWidget(SaveActions, QWidget):
         content = _ui.column(
             _ui.group("Input", self.inputs.container.native),
             method_group,
+            _ui.section("Smoothness (fast preview)", self.preview),
             _ui.row(self.run_button, self.cancel_button),
             self.progress,
             self.status,
@@ -157,6 +164,7 @@ class RegistrationWidget(SaveActions, QWidget):
             (layer_events.removed, self.inputs.on_layers_changed),
             (layer_events.moved, self.inputs.on_layers_changed),
             (layer_events.renamed, self.inputs.on_layers_changed),
+            (layer_events.inserted, self._on_layer_inserted),
             (self.viewer.dims.events.order, self.refresh_grid),
             (self.viewer.dims.events.ndisplay, self.refresh_grid),
         ]
@@ -169,6 +177,14 @@ class RegistrationWidget(SaveActions, QWidget):
 
         # the Qt object can go before the Python one: stop listening when it does
         self.destroyed.connect(disconnect)
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        # once the viewer is in mm (after a run or a preview), a layer added in napari's
+        # default pixel units joins them: mixed units would take the scale bar's unit away
+        # (converted as it arrives, it needs no fresh slice, unlike a layer already shown)
+        new = event.value
+        if any(layer.name != new.name and in_mm(layer) for layer in self.viewer.layers):
+            layer_to_mm(new)
 
     def refresh_layer_choices(self) -> None:
         """Re-read the viewer's layer list into the layer choosers."""
@@ -204,6 +220,10 @@ class RegistrationWidget(SaveActions, QWidget):
         self.params_box.setText(f"Parameters ({len(widgets)})")
         if spec.description:
             self.method.tooltip = spec.description
+        self.preview.set_config(spec.make_config(None))
+        for widget in widgets:  # the weight typed among the parameters moves the slider too
+            if widget.name == self.preview.parameter:
+                widget.changed.connect(lambda v: self.preview.set_weight(float(v), preview=False))
 
     def config(self) -> Any:
         """The chosen method's config from the parameter widgets (InputError if one is bad)."""
@@ -219,6 +239,11 @@ class RegistrationWidget(SaveActions, QWidget):
             if name not in names:
                 raise ValueError(f"unknown parameter {name!r}; valid: {sorted(names)}")
             names[name].value = value
+
+    def _run_with(self, name: str, value: float, start: bool = True) -> Any:
+        """Set parameter ``name`` to ``value`` and start the full-resolution run."""
+        self.set_parameters(**{name: value})
+        return self.run(start=start)
 
     # ----------------------------------------------------------------- running
 
@@ -239,12 +264,16 @@ class RegistrationWidget(SaveActions, QWidget):
         if self.worker is not None:
             show_info("a registration is already running; cancel it first")
             return None
+        clicked = time.perf_counter()
         try:
             job = self.build_job()
         except ValueError as exc:  # InputError and bad parameters
             self._set_status(f"not started: {exc}")
             show_error(str(exc))
             return None
+        job.submitted = time.perf_counter()
+        self._gui_timings = {"copy inputs": job.submitted - clicked}
+        self.progress_reports = 0
 
         worker = thread_worker(run_job, start_thread=False, ignore_errors=True)(job)
         worker.yielded.connect(self._on_progress)
@@ -272,6 +301,7 @@ class RegistrationWidget(SaveActions, QWidget):
     def _on_progress(self, progress: Any) -> None:
         if self._cancel_requested or not isinstance(progress, Progress):
             return
+        self.progress_reports += 1  # at most ~10 a second (_run.throttled)
         total = max(int(progress.total), 1)
         self.progress.setRange(0, total)
         self.progress.setValue(min(max(int(progress.step), 0), total))
@@ -317,13 +347,17 @@ class RegistrationWidget(SaveActions, QWidget):
         The layers sit on the fixed grid (``result.grid``: scale = spacing, translate = origin,
         ``metadata["direction"]``), so they overlay the fixed layer and save with its affine.
         """
+        self.compare.side_button.setChecked(False)  # the user's layout back before new layers
         job = self._job
         fixed_name = job.fixed.name if job else "fixed"
         moving_name = job.moving.name if job else "moving"
         axes = self._displayed_axes(result.field.shape[0])
+        clock = time.perf_counter()
+        use_mm(self.viewer)  # first, so that the result layers arrive into a viewer in mm
         replace_result_layers(
             self.viewer.layers, result_layers(result, fixed_name, moving_name, axes)
         )
+        layers_done = time.perf_counter()
         self.result, self._inputs_used = result, job
         if job is not None and not result.label_names:  # names from the labels layers
             for labels in (job.fixed_labels, job.moving_labels):
@@ -334,13 +368,20 @@ class RegistrationWidget(SaveActions, QWidget):
         header, label_rows = qa.label_rows(result)
         _ui.fill_table(self.label_table, label_rows, header)
         self.label_table.setVisible(bool(label_rows))
-        show_legend(self.viewer)
+        tables_done = time.perf_counter()
         fixed_labels = None if job is None or job.fixed_labels is None else job.fixed_labels.array
         self.folds.show_result(result, fixed_labels)
-        self.compare.set_result(result, None if job is None else job.fixed.array)
+        self.compare.set_result(result, None if job is None else job.fixed.array, None
+                                if job is None else (job.fixed, job.moving))
         points = (job.fixed_points, job.moving_points) if job else (None, None)
         self.landmarks.show_result(result, *points)
         self.reuse.set_result(result)
+        show_legend(self.viewer)  # after the panels: it describes their layers too
+        panels_done = time.perf_counter()
+        result.timings = {**self._gui_timings, **result.timings, "layers": layers_done - clock,
+                          "tables": tables_done - layers_done, "panels": panels_done - tables_done}
+        self._gui_timings = {}
+        total = None if job is None or job.submitted is None else panels_done - job.submitted
         for button in (self.save_button, self.transform_button, self.report_button):
             button.setEnabled(True)
         self.progress.setRange(0, 1)
@@ -350,6 +391,11 @@ class RegistrationWidget(SaveActions, QWidget):
             text += f" on {_device_text(job.device)}"
         if result.notes:  # e.g. "moving image resampled onto the fixed grid"
             text += "; " + "; ".join(result.notes)
+        # where the time went (the method's own phases first), on a line of its own and logged
+        split = time_split(result.timings, total)
+        text += ("\n" + (f"{total:.1f} s from Run to layers: " if total is not None else "time: ")
+                 + split)
+        logger.info("%s run: %s", result.method, split)
         self._set_status(text)
         for note in result.notes:
             # the never-worse guard's "warning: ... is returned instead" must not go unseen

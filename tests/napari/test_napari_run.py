@@ -50,7 +50,8 @@ def test_instance_opt_run_in_the_viewer(make_napari_viewer, qtbot, monkeypatch):
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         worker.start()
     assert errors == []
-    assert len(progress) >= 30  # one report per iteration at least
+    # reports pass at most ~10 a second (_run.throttled), the end of each phase always
+    assert len(progress) >= 2 and progress[-1].message == "done"
 
     made = [layer for layer in viewer.layers if is_result_layer(layer.name, layer.metadata)]
     assert len(made) == 6 and all(layer.name.startswith(PREFIX) for layer in made)
