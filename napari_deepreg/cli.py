@@ -278,7 +278,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .core import jacobian_determinant
     from .io import check_output_file, read_field, write_output_file
     from .metrics import registration_metrics
-    from .volume import check_labels
+    from .volume import check_label_maps, check_labels
 
     out = None if args.out is None else check_output_file(args.out, overwrite=args.overwrite)
     fixed = _read(args.fixed_labels, "fixed labels")
@@ -288,6 +288,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     warped_arr = check_labels(warped.array, fixed.shape, "warped labels")
     moving_arr = None if moving is None else check_labels(moving.array, fixed.shape,
                                                           "moving labels")
+    check_label_maps(fixed_arr, moving_arr)
     jac = None
     if args.field is not None:
         field, grid = read_field(args.field, fixed)

@@ -40,7 +40,7 @@ ARRAY_DEFECTS = {
     "nan_spacing": "bad", "inf_spacing": "bad", "nan_origin": "bad", "no_overlap": "bad",
     "singular_direction": "bad", "labels_shape": "bad", "labels_negative": "bad",
     "labels_fraction": "bad", "tiny_spacing": "either", "huge_spacing": "either",
-    "points_huge": "bad", "points_nan": "bad",
+    "points_huge": "bad", "points_nan": "bad", "labels_empty": "bad", "labels_disjoint": "bad",
 }
 # file defects: name -> expectation
 FILE_DEFECTS = {
@@ -97,7 +97,8 @@ def make_array_case(defect: str, rng: np.random.Generator) -> dict:
     moving = np.roll(fixed, 1, axis=0) + 0.01 * rng.random(shape).astype(np.float32)
     case = {"fixed": fixed, "moving": moving, "f_spacing": (1.0,) * ndim,
             "m_spacing": (1.0,) * ndim, "m_origin": (0.0,) * ndim, "m_direction": None,
-            "fixed_labels": None, "points": None, "expect": ARRAY_DEFECTS[defect],
+            "fixed_labels": None, "moving_labels": None, "points": None,
+            "expect": ARRAY_DEFECTS[defect],
             "defect": defect}
     idx = tuple(int(rng.integers(0, n)) for n in shape)
     m = case["moving"]
@@ -152,6 +153,11 @@ def make_array_case(defect: str, rng: np.random.Generator) -> dict:
         case["fixed_labels"] = -(fixed > 0.5).astype(np.int32)
     elif defect == "labels_fraction":
         case["fixed_labels"] = fixed
+    elif defect == "labels_empty":  # an empty mask or the wrong file: no Dice to measure
+        case["fixed_labels"] = np.zeros(shape, np.int32)
+    elif defect == "labels_disjoint":  # numbered differently: Dice 0 that means nothing
+        case["fixed_labels"] = (fixed > 0.5).astype(np.int32)
+        case["moving_labels"] = 3 * (moving > 0.5).astype(np.int32)
     elif defect == "tiny_spacing":
         case["f_spacing"] = case["m_spacing"] = (1e-9,) * ndim
     elif defect == "huge_spacing":
@@ -176,6 +182,7 @@ def run_array_case(case: dict, seconds: int = 60) -> str:
         with time_limit(seconds):
             result = run_to_end(register(fixed, moving, config=dict(CHEAP),
                                          fixed_labels=case["fixed_labels"],
+                                         moving_labels=case["moving_labels"],
                                          fixed_points=points[0], moving_points=points[1],
                                          device="cpu", hausdorff=False))
     except InputError:
