@@ -227,7 +227,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note(message: str) -> None:  # a remark on stderr (not an error: the command goes on)
+def _note(message: str) -> None:  # a remark on stderr; the command goes on
     print(f"note: {message}", file=sys.stderr)
 
 
@@ -276,6 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from . import qa
     from .core import jacobian_determinant
+    from .geometry import check_same_grid
     from .io import check_output_file, read_field, write_output_file
     from .metrics import registration_metrics
     from .volume import check_label_maps, check_labels
@@ -284,10 +285,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     fixed = _read(args.fixed_labels, "fixed labels")
     warped = _read(args.warped_labels, "warped labels")
     moving = _read(args.moving_labels, "moving labels")
-    fixed_arr = check_labels(fixed.array, fixed.shape, "fixed labels")
-    warped_arr = check_labels(warped.array, fixed.shape, "warped labels")
-    moving_arr = None if moving is None else check_labels(moving.array, fixed.shape,
-                                                          "moving labels")
+    named = ((fixed, "fixed labels"), (warped, "warped labels"), (moving, "moving labels"))
+    fixed_arr, warped_arr, moving_arr = (
+        None if v is None else check_labels(v.array, fixed.shape, what) for v, what in named)
+    for v, what in named[1:]:
+        if v is not None:  # compared voxel by voxel: one grid, not just one shape
+            check_same_grid(v, fixed, what, "fixed labels", "warp them onto it first")
     check_label_maps(fixed_arr, moving_arr)
     jac = None
     if args.field is not None:
@@ -305,9 +308,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                "warped_labels": str(args.warped_labels),
                                "moving_labels": args.moving_labels, "field": args.field}}
         text = json.dumps(qa.to_jsonable(document), indent=2, allow_nan=False) + "\n"
-        write_output_file(out, lambda path: path.write_text(text),
-                          command="napari-deepreg evaluate", inputs=document["inputs"],
-                          overwrite=args.overwrite, log=_note)
+        write_output_file(out, lambda path: path.write_text(text), overwrite=args.overwrite,
+                          command=f"{PROG} evaluate", inputs=document["inputs"], log=_note)
         print(f"wrote {out} (listed in {out.parent / 'outputs.json'})")
     return 0
 
