@@ -84,8 +84,7 @@ def save_transform(
     """
     from ..io import TRANSFORM_OUTPUTS, write_outputs
 
-    return write_outputs(result, folder, what=TRANSFORM_OUTPUTS, overwrite=overwrite, log=log,
-                         inputs={"saved by": "widget: save transform"})
+    return write_outputs(result, folder, what=TRANSFORM_OUTPUTS, overwrite=overwrite, log=log)
 
 
 __all__ = ["result_grid", "save_metrics_csv", "save_report", "save_transform"]
