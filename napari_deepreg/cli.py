@@ -169,21 +169,14 @@ def _read(path: str | None, what: str) -> Volume | None:
         raise InputError(f"{what}: {error}") from None
 
 
-def _register_outputs(args: argparse.Namespace) -> list[str]:
-    """The keys of ``io.OUTPUTS`` that ``register`` writes with these arguments."""
-    from .io import DEFAULT_OUTPUTS
-
-    return [k for k in DEFAULT_OUTPUTS if not (k == "report" and args.no_report)]
-
-
 def cmd_register(args: argparse.Namespace) -> int:
-    from .io import check_output_folder, write_outputs
+    from .io import DEFAULT_OUTPUTS, check_output_folder, write_outputs
     from .methods import get_method
     from .pipeline import register
 
     spec = get_method(args.method)
     config = parse_params(spec.config_class, args.param or [], spec.id)
-    what = _register_outputs(args)
+    what = [k for k in DEFAULT_OUTPUTS if not (k == "report" and args.no_report)]
     # a folder we may not write into is reported before the registration, not after it; the
     # outputs that depend on the result are checked when they are written
     sure = [k for k in what if k not in ("affine", "labels_csv", "warped_labels")]
@@ -210,7 +203,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         printer,
     )
     for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+        _note(note)
     # the labels' names, from a lookup table beside the label file (ITK-SNAP, FreeSurfer LUT,
     # CSV/TSV), go into labels.csv and the report
     from .qa.label_names import find_label_names
@@ -224,7 +217,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     written = write_outputs(
         result, args.out, fixed, moving, fixed_labels, what=what, overwrite=args.overwrite,
         inputs={k: v for k, v in inputs.items() if v is not None},
-        log=lambda message: print(f"note: {message}", file=sys.stderr),
+        log=_note,
     )
     from .qa.tables import summary_line
 
@@ -232,6 +225,10 @@ def cmd_register(args: argparse.Namespace) -> int:
     print(f"{result.method}: {line + ', ' if line else ''}runtime {result.runtime:.1f} s")
     print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
+
+
+def _note(message: str) -> None:  # a remark on stderr; the command goes on
+    print(f"note: {message}", file=sys.stderr)
 
 
 def cmd_warp(args: argparse.Namespace) -> int:
@@ -267,8 +264,10 @@ def cmd_warp(args: argparse.Namespace) -> int:
             warped = warp_image(data, field_t, grid.spacing)
     array = warped[0, 0].cpu().numpy()
     warped_volume = dataclasses.replace(reference, array=array, name=out.name, metadata={})
-    write_output_file(out, lambda path: write_volume(warped_volume, path, labels=args.labels))
-    print(f"wrote {out}")
+    write_output_file(out, lambda path: write_volume(warped_volume, path, labels=args.labels),
+                      command="napari-deepreg warp", overwrite=args.overwrite, log=_note,
+                      inputs={k: getattr(args, k) for k in ("field", "image", "reference")})
+    print(f"wrote {out} (listed in {out.parent / 'outputs.json'})")
     return 0
 
 
@@ -277,18 +276,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from . import qa
     from .core import jacobian_determinant
+    from .geometry import check_same_grid
     from .io import check_output_file, read_field, write_output_file
     from .metrics import registration_metrics
-    from .volume import check_labels
+    from .volume import check_label_maps, check_labels
 
     out = None if args.out is None else check_output_file(args.out, overwrite=args.overwrite)
     fixed = _read(args.fixed_labels, "fixed labels")
     warped = _read(args.warped_labels, "warped labels")
     moving = _read(args.moving_labels, "moving labels")
-    fixed_arr = check_labels(fixed.array, fixed.shape, "fixed labels")
-    warped_arr = check_labels(warped.array, fixed.shape, "warped labels")
-    moving_arr = None if moving is None else check_labels(moving.array, fixed.shape,
-                                                          "moving labels")
+    named = ((fixed, "fixed labels"), (warped, "warped labels"), (moving, "moving labels"))
+    fixed_arr, warped_arr, moving_arr = (
+        None if v is None else check_labels(v.array, fixed.shape, what) for v, what in named)
+    for v, what in named[1:]:
+        if v is not None:  # compared voxel by voxel: one grid, not just one shape
+            check_same_grid(v, fixed, what, "fixed labels", "warp them onto it first")
+    check_label_maps(fixed_arr, moving_arr)
     jac = None
     if args.field is not None:
         field, grid = read_field(args.field, fixed)
@@ -305,8 +308,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                "warped_labels": str(args.warped_labels),
                                "moving_labels": args.moving_labels, "field": args.field}}
         text = json.dumps(qa.to_jsonable(document), indent=2, allow_nan=False) + "\n"
-        write_output_file(out, lambda path: path.write_text(text))
-        print(f"wrote {out}")
+        write_output_file(out, lambda path: path.write_text(text), overwrite=args.overwrite,
+                          command=f"{PROG} evaluate", inputs=document["inputs"], log=_note)
+        print(f"wrote {out} (listed in {out.parent / 'outputs.json'})")
     return 0
 
 
@@ -397,8 +401,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE", help="image or label map to warp")
     p.add_argument("--reference", required=True, metavar="FIXED", help="the fixed image")
     p.add_argument("--out", required=True, metavar="PATH",
-                   help="output image file (an existing file is kept unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+                   help="output image file, listed in outputs.json (see register --out)")
+    p.add_argument("--overwrite", action="store_true", help="replace a file not written here")
     p.add_argument("--labels", action="store_true",
                    help="IMAGE is a label map (label-preserving warp, integer output)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
@@ -413,8 +417,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="moving labels on the fixed grid, for the before-registration figures")
     p.add_argument("--field", metavar="FIELD", help="displacement field for the Jacobian figures")
     p.add_argument("--out", metavar="metrics.json",
-                   help="write the figures as JSON (an existing file is kept unless --overwrite)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+                   help="write the figures as JSON, listed in outputs.json (see register --out)")
+    p.add_argument("--overwrite", action="store_true", help="replace a file not written here")
     p.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
     p.set_defaults(func=cmd_evaluate)
 

@@ -100,11 +100,13 @@ def physical_bounds(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=1), points.max(axis=1)
 
 
-def check_overlap(fixed: Volume, moving: Volume) -> None:
+def check_overlap(fixed: Volume, moving: Volume,
+                  names: tuple[str, str] = ("fixed", "moving"), kind: str = "images") -> None:
     """Refuse a pair whose physical extents (bounding boxes) do not meet.
 
     Resampling such a moving image onto the fixed grid gives a constant image: nothing to
-    register, and every method would return noise or NaN.
+    register, and every method would return noise or NaN (a field resampled so gives no
+    displacement at all).
     """
     f_low, f_high = physical_bounds(fixed)
     m_low, m_high = physical_bounds(moving)
@@ -113,9 +115,10 @@ def check_overlap(fixed: Volume, moving: Volume) -> None:
             return " x ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(low, high, strict=True))
 
         raise InputError(
-            f"fixed and moving images do not overlap in physical space (fixed {box(f_low, f_high)}"
-            f" mm, moving {box(m_low, m_high)} mm); check their origins, or reset both to 0 to "
-            "register them by their voxel grids"
+            f"{names[0]} and {names[1]} {kind} do not overlap in physical space ({names[0]} "
+            f"{box(f_low, f_high)} mm, {names[1]} {box(m_low, m_high)} mm); check their origins"
+            + (", or reset both to 0 to register them by their voxel grids"
+               if kind == "images" else "")
         )
 
 
@@ -148,6 +151,23 @@ def check_shared_field_of_view(fixed: Volume, moving: Volume, minimum: float = 0
         )
 
 
+def check_same_grid(volume: Volume, reference: Volume, what: str, reference_what: str,
+                    hint: str = "") -> None:
+    """Refuse ``volume`` unless it lies on ``reference``'s voxel grid (shape, spacing, origin,
+    direction): for comparisons made voxel by voxel."""
+    if not volume.same_grid(reference):
+        def grid(v: Volume) -> str:
+            return (f"{'x'.join(str(n) for n in v.shape)} at {_mm(v.spacing)} mm spacing, "
+                    f"origin {_mm(v.origin)}")
+
+        raise InputError(f"{what} lie on another grid than the {reference_what} ({grid(volume)}"
+                         f" vs {grid(reference)}){'; ' + hint if hint else ''}")
+
+
+def _mm(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+
 def check_points_range(points: np.ndarray, what: str) -> None:
     """Refuse landmark coordinates beyond +-1e6 mm (corrupt files; their distances overflow)."""
     if points.size and float(np.abs(points).max()) > MAX_COORDINATE_MM:
@@ -158,5 +178,5 @@ def check_points_range(points: np.ndarray, what: str) -> None:
 
 
 __all__ = ["MAX_COORDINATE_MM", "check_geometry", "check_overlap", "check_points_range",
-           "check_shared_field_of_view", "check_volume_geometry", "physical_bounds",
-           "shared_fraction"]
+           "check_same_grid", "check_shared_field_of_view", "check_volume_geometry",
+           "physical_bounds", "shared_fraction"]

@@ -34,7 +34,7 @@ from .geometry import (
 from .memory import check_finite_field, check_memory
 from .methods import get_method
 from .result import Grid, Progress, RegistrationResult
-from .volume import InputError, Volume, check_image, check_labels
+from .volume import InputError, Volume, check_image, check_label_maps, check_labels
 
 T = TypeVar("T")
 
@@ -236,6 +236,7 @@ def prepare(
     notes: list[str] = []
     f_labels = _checked_labels(fixed_labels, fixed_v, moving_v, "fixed labels", notes)
     m_labels = _checked_labels(moving_labels, moving_v, fixed_v, "moving labels", notes)
+    check_label_maps(*(None if v is None else v.array for v in (f_labels, m_labels)))
     f_points = _checked_points(fixed_points, ndim, "fixed points")
     m_points = _checked_points(moving_points, ndim, "moving points")
     if (f_points is None) != (m_points is None) or (

@@ -11,8 +11,8 @@ the ``field.nii.gz`` / ``transform.h5`` that ``register`` and the widget write. 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -123,20 +123,25 @@ def add_transform_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--reference", required=True, metavar="FIXED",
                        help="the fixed image: the grid of the output")
         p.add_argument("--out", required=True, metavar="PATH",
-                       help="output: a field image (.nii.gz, .mha, .nrrd) or an ITK .h5 transform")
+                       help="output: a field image (.nii.gz, .mha, .nrrd) or an ITK .h5 "
+                       "transform, listed in outputs.json beside it")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace an existing --out file that no outputs.json lists")
 
 
 def transform_from_args(args: argparse.Namespace) -> int:
     from .io import (
         FIELD_SUFFIXES,
         TRANSFORM_SUFFIXES,
+        check_output_file,
         export_field,
         export_transform,
         read_field,
         read_volume,
+        write_output_file,
     )
 
-    out = Path(args.out)
+    out = check_output_file(args.out, overwrite=args.overwrite)  # before any work
     name = out.name.lower()
     if not name.endswith(FIELD_SUFFIXES + TRANSFORM_SUFFIXES):
         raise InputError(f"--out {out.name}: use one of {', '.join(FIELD_SUFFIXES)} or .h5")
@@ -145,8 +150,6 @@ def transform_from_args(args: argparse.Namespace) -> int:
         field, grid = read_field(args.field, reference)
         warning = fold_warning(field, grid.spacing)
         if warning:
-            import sys
-
             print(f"warning: {warning}", file=sys.stderr)
         result, residual = invert(field, grid.spacing)
         note = f"inverse accurate to {residual:.3g} mm (max |phi(phi^-1(x)) - x|)"
@@ -154,9 +157,14 @@ def transform_from_args(args: argparse.Namespace) -> int:
         first, grid = read_field(args.first, reference)
         second, _ = read_field(args.second, reference)
         result, note = chain(first, second, grid.spacing), "FIRST then SECOND"
-    write = export_transform if name.endswith(TRANSFORM_SUFFIXES) else export_field
-    write(result, reference, out)
-    print(f"wrote {out}: {note}")
+    export = export_transform if name.endswith(TRANSFORM_SUFFIXES) else export_field
+    fields = {"field": args.field} if args.action == "invert" else {
+        "first": args.first, "second": args.second}
+    write_output_file(out, lambda path: export(result, reference, path),
+                      command=f"napari-deepreg transform {args.action}",
+                      inputs={**fields, "reference": args.reference}, overwrite=args.overwrite,
+                      log=lambda message: print(f"note: {message}", file=sys.stderr))
+    print(f"wrote {out}: {note} (listed in {out.parent / 'outputs.json'})")
     return 0
 
 

@@ -115,3 +115,28 @@ def check_labels(array: np.ndarray, shape: Sequence[int], what: str = "labels") 
     if arr.size and arr.max() > np.iinfo(np.int32).max:
         raise InputError(f"{what} hold values beyond int32")
     return arr.astype(np.int32)
+
+
+def check_label_maps(fixed: np.ndarray | None, moving: np.ndarray | None,
+                     names: tuple[str, str] = ("fixed labels", "moving labels")) -> None:
+    """Refuse label maps (checked by :func:`check_labels`) on which no Dice can be measured.
+
+    One that holds no label at all (every value 0: an empty mask, the wrong file), or two that
+    share no label value (numbered differently, e.g. another atlas's table). One shared value
+    is enough: a structure missing on one side is a real finding.
+    """
+    for array, what in zip((fixed, moving), names, strict=True):
+        if array is not None and not np.any(array):
+            raise InputError(f"{what} hold no label (every value is 0); give the label map of "
+                             "this image")
+    if fixed is None or moving is None:
+        return
+    f_values, m_values = (np.unique(a[a != 0]) for a in (fixed, moving))
+    if not np.intersect1d(f_values, m_values).size:
+        def show(values: np.ndarray) -> str:
+            return ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+
+        raise InputError(
+            f"{names[0]} ({show(f_values)}) and {names[1]} ({show(m_values)}) share no label "
+            "value; both maps must number the same structures alike"
+        )

@@ -40,7 +40,8 @@ ARRAY_DEFECTS = {
     "nan_spacing": "bad", "inf_spacing": "bad", "nan_origin": "bad", "no_overlap": "bad",
     "singular_direction": "bad", "labels_shape": "bad", "labels_negative": "bad",
     "labels_fraction": "bad", "tiny_spacing": "either", "huge_spacing": "either",
-    "points_huge": "bad", "points_nan": "bad",
+    "points_huge": "bad", "points_nan": "bad", "labels_empty": "bad", "labels_disjoint": "bad",
+    "extreme_anisotropy": "good", "zeros": "bad",
 }
 # file defects: name -> expectation
 FILE_DEFECTS = {
@@ -50,6 +51,7 @@ FILE_DEFECTS = {
     "missing": "bad", "folder_without_dicom": "bad", "data_file_outside": "bad",
     "bad_extension": "bad", "dicom_series": "good", "dicom_member_file": "good",
     "dicom_missing_slice": "bad", "dicom_truncated_slice": "bad", "dicom_garbage_slice": "bad",
+    "time_singleton": "good", "time_series": "bad", "rgb_voxels": "bad", "rgb_png": "bad",
 }
 FORMATS = (".nii", ".nii.gz", ".nrrd", ".mha")
 
@@ -97,7 +99,8 @@ def make_array_case(defect: str, rng: np.random.Generator) -> dict:
     moving = np.roll(fixed, 1, axis=0) + 0.01 * rng.random(shape).astype(np.float32)
     case = {"fixed": fixed, "moving": moving, "f_spacing": (1.0,) * ndim,
             "m_spacing": (1.0,) * ndim, "m_origin": (0.0,) * ndim, "m_direction": None,
-            "fixed_labels": None, "points": None, "expect": ARRAY_DEFECTS[defect],
+            "fixed_labels": None, "moving_labels": None, "points": None,
+            "expect": ARRAY_DEFECTS[defect],
             "defect": defect}
     idx = tuple(int(rng.integers(0, n)) for n in shape)
     m = case["moving"]
@@ -122,6 +125,10 @@ def make_array_case(defect: str, rng: np.random.Generator) -> dict:
         case["moving"] = m
     elif defect == "constant":
         case["moving"] = np.full(shape, float(rng.normal()), np.float32)
+    elif defect == "zeros":  # e.g. an empty export or a mask channel
+        case["moving" if rng.random() < 0.5 else "fixed"] = np.zeros(shape, np.float32)
+    elif defect == "extreme_anisotropy":  # thick slices: 0.1 x 0.1 x 10 mm
+        case["f_spacing"] = case["m_spacing"] = (10.0,) + (0.1,) * (ndim - 1)
     elif defect == "4d":
         case["moving"] = np.stack([m, m])
     elif defect == "rgb":
@@ -152,6 +159,11 @@ def make_array_case(defect: str, rng: np.random.Generator) -> dict:
         case["fixed_labels"] = -(fixed > 0.5).astype(np.int32)
     elif defect == "labels_fraction":
         case["fixed_labels"] = fixed
+    elif defect == "labels_empty":  # an empty mask or the wrong file: no Dice to measure
+        case["fixed_labels"] = np.zeros(shape, np.int32)
+    elif defect == "labels_disjoint":  # numbered differently: Dice 0 that means nothing
+        case["fixed_labels"] = (fixed > 0.5).astype(np.int32)
+        case["moving_labels"] = 3 * (moving > 0.5).astype(np.int32)
     elif defect == "tiny_spacing":
         case["f_spacing"] = case["m_spacing"] = (1e-9,) * ndim
     elif defect == "huge_spacing":
@@ -176,6 +188,7 @@ def run_array_case(case: dict, seconds: int = 60) -> str:
         with time_limit(seconds):
             result = run_to_end(register(fixed, moving, config=dict(CHEAP),
                                          fixed_labels=case["fixed_labels"],
+                                         moving_labels=case["moving_labels"],
                                          fixed_points=points[0], moving_points=points[1],
                                          device="cpu", hausdorff=False))
     except InputError:
@@ -202,6 +215,22 @@ def _write_valid(path: Path, array: np.ndarray, spacing) -> None:
 
     image = sitk.GetImageFromArray(array)
     image.SetSpacing(tuple(float(s) for s in reversed(spacing)))
+    sitk.WriteImage(image, str(path), False)
+
+
+def _write_multi(path: Path, array: np.ndarray, spacing, defect: str) -> None:
+    """A 4D file with one frame (a 3D image: good) or three (a time series: bad), or one with
+    three components per voxel (RGB: bad)."""
+    import SimpleITK as sitk
+
+    if defect in ("rgb_voxels", "rgb_png"):
+        image = sitk.GetImageFromArray(np.stack([array] * 3, axis=-1), isVector=True)
+    else:
+        image = sitk.GetImageFromArray(array)
+    if defect != "rgb_png":
+        image.SetSpacing(tuple(float(s) for s in reversed(spacing)))
+    if defect.startswith("time_"):
+        image = sitk.JoinSeries([image] * (1 if defect == "time_singleton" else 3))
     sitk.WriteImage(image, str(path), False)
 
 
@@ -290,6 +319,12 @@ def make_file_case(defect: str, fmt: str, folder: Path, rng: np.random.Generator
         dims = " ".join(str(n) for n in reversed(shape))
         path.write_text(f"ObjectType = Image\nNDims = 3\nDimSize = {dims}\n"
                         "ElementType = MET_FLOAT\nElementDataFile = ../outside.raw\n")
+        return case
+    if defect in ("time_singleton", "time_series", "rgb_voxels", "rgb_png"):
+        if defect == "rgb_png":  # a photo or screenshot given as an image
+            case["path"] = path = folder / "image.png"
+            array = (array[0] * 255).astype(np.uint8)
+        _write_multi(path, array, spacing, defect)
         return case
     _write_valid(path, array, spacing)
     data = path.read_bytes()

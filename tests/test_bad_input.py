@@ -430,3 +430,68 @@ def test_metaimage_data_file_outside_its_folder_is_refused(tmp_path):
     shutil.copy(outside, folder / "secret.raw")
     (folder / "img.mhd").write_text(header.replace("../secret.raw", "secret.raw"))
     assert read_volume(folder / "img.mhd").shape == (32, 32)
+
+
+# ------------------------------------------------------------- found after the first round
+
+
+def test_a_label_map_without_any_label_is_refused():
+    """An all-zero label map (an empty mask, the wrong file) gave Dice NaN without a word."""
+    image, labels = _image(), (_image() > 0.5).astype(np.int32)
+    empty = np.zeros_like(labels)
+    with pytest.raises(InputError, match="fixed labels hold no label"):
+        prepare(image, _image(seed=1), fixed_labels=empty, moving_labels=labels)
+    with pytest.raises(InputError, match="moving labels hold no label"):
+        prepare(image, _image(seed=1), fixed_labels=labels, moving_labels=empty)
+
+
+def test_label_maps_that_share_no_label_value_are_refused():
+    """Two label maps numbered differently (fixed 1, 2; moving 3, 4) gave Dice 0 without a
+    word; one shared value is enough (a structure absent on one side is real)."""
+    image, labels = _image(), (_image() > 0.5).astype(np.int32)
+    with pytest.raises(InputError, match="share no label"):
+        prepare(image, _image(seed=1), fixed_labels=labels, moving_labels=labels * 3)
+    both = labels + 2 * (_image(seed=2) > 0.8)
+    inputs = prepare(image, _image(seed=1), fixed_labels=both, moving_labels=labels)
+    assert inputs.fixed_labels is not None
+
+
+def test_evaluate_refuses_an_empty_fixed_label_map(tmp_path, capsys):
+    labels = (_image() > 0.5).astype(np.int32)
+    fixed = tmp_path / "fixed_labels.nii.gz"
+    warped = tmp_path / "warped_labels.nii.gz"
+    write_volume(Volume(np.zeros_like(labels), (1, 1, 1)), fixed, labels=True)
+    write_volume(Volume(labels, (1, 1, 1)), warped, labels=True)
+    assert cli.main(["evaluate", str(fixed), str(warped), "--no-hausdorff"]) == 2
+    assert "fixed labels hold no label" in _one_line_error(capsys)
+    assert cli.main(["evaluate", str(warped), str(warped), "--moving-labels", str(fixed),
+                     "--no-hausdorff"]) == 2
+    assert "moving labels hold no label" in _one_line_error(capsys)
+
+
+def test_evaluate_refuses_labels_on_another_grid(tmp_path, capsys):
+    """Same shape, other spacing and origin: compared voxel by voxel they gave Dice 1.0 for
+    label maps that do not even meet in space."""
+    labels = (_image() > 0.5).astype(np.int32)
+    fixed, warped = tmp_path / "fixed_labels.nii.gz", tmp_path / "warped_labels.nii.gz"
+    write_volume(Volume(labels, (1, 1, 1)), fixed, labels=True)
+    write_volume(Volume(labels, (2, 2, 2), (50.0, 50.0, 50.0)), warped, labels=True)
+    assert cli.main(["evaluate", str(fixed), str(warped), "--no-hausdorff"]) == 2
+    assert "another grid" in _one_line_error(capsys)
+
+
+def test_warp_refuses_a_field_that_does_not_meet_the_reference(tmp_path, capsys):
+    """A field of another registration (no overlap with --reference) was resampled to zero
+    displacement everywhere: the image came back unwarped, exit code 0."""
+    from napari_deepreg.io import export_field
+
+    image = tmp_path / "image.nii.gz"
+    write_volume(Volume(_image(), (1, 1, 1)), image)
+    field = tmp_path / "field.nii.gz"
+    elsewhere = Volume(np.zeros((8, 10, 12), np.float32), (1, 1, 1), (500.0, 0.0, 0.0))
+    export_field(np.ones((3, 8, 10, 12), np.float32), elsewhere, field)
+    argv = ["warp", str(field), str(image), "--reference", str(image), "--out",
+            str(tmp_path / "w.nii.gz"), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    assert "do not overlap" in _one_line_error(capsys)
+    assert not (tmp_path / "w.nii.gz").exists()

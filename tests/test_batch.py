@@ -262,3 +262,52 @@ def test_a_folder_that_holds_a_users_file_fails_before_any_work(tmp_path, cluste
     assert result.outcomes[0].status == FAILED and "not written by" in result.outcomes[0].error
     assert seen == result.outcomes and result.plot is None
     assert (tmp_path / "out" / "a" / "warped.nii.gz").read_text() == "the user's"
+
+
+def test_the_cohort_files_follow_the_output_rules(tmp_path, monkeypatch):
+    """cohort.csv, cohort_labels.csv and cohort.png are listed in the cohort folder's
+    outputs.json; a user's file of those names is kept (refused before any work) unless
+    overwrite; an empty or linked folder is refused (issue 18). No cluster starts: the one pair
+    fails its folder check."""
+    from napari_deepreg.batch import COHORT_CSV, COHORT_LABELS_CSV, COHORT_PNG
+
+    pairs = read_pairs_csv(_cohort(tmp_path, names=("a",)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_text("a file where the pair's folder would go")
+    (out / COHORT_CSV).write_text("the user's table")
+    (out / COHORT_PNG).write_bytes(b"the user's plot")
+    with pytest.raises(InputError, match=COHORT_CSV):
+        run_batch(pairs, out, "instance_opt", {"iterations": 1})
+    assert (out / COHORT_CSV).read_text() == "the user's table"
+    assert not (out / COHORT_LABELS_CSV).exists() and not (out / MANIFEST).exists()
+
+    result = run_batch(pairs, out, "instance_opt", {"iterations": 1}, overwrite=True)
+    assert result.outcomes[0].status == FAILED and result.plot is None
+    assert read_cohort_table(out / COHORT_CSV)[0]["status"] == FAILED
+    assert (out / COHORT_PNG).read_bytes() == b"the user's plot"  # not ours: not removed
+    listed = read_manifest(out)["other_files"]
+    assert {COHORT_CSV, COHORT_LABELS_CSV} <= set(listed)
+    assert listed[COHORT_CSV]["command"] == "napari-deepreg batch"
+    (out / COHORT_PNG).unlink()
+    assert run_batch(pairs, out, "instance_opt", {"iterations": 1}).outcomes[0].status == FAILED
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="empty"):
+        run_batch(pairs, "", "instance_opt", {"iterations": 1})
+    assert not (tmp_path / COHORT_CSV).exists()
+    link = tmp_path / "link"
+    link.symlink_to(out, target_is_directory=True)
+    with pytest.raises(InputError, match="symbolic link"):
+        run_batch(pairs, link, "instance_opt", {"iterations": 1})
+
+
+def test_batch_overwrite_reaches_the_pairs_folders(tmp_path):
+    pairs = read_pairs_csv(_cohort(tmp_path, names=("a",)))
+    job = BatchJob(out_dir=tmp_path / "out", method="instance_opt", what=("warped",),
+                   overwrite=True)
+    (tmp_path / "out" / "a").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "warped.nii.gz").write_text("the user's")
+    from napari_deepreg.batch.run import _precheck
+
+    assert _precheck(pairs[0], job) is None  # with overwrite the user's file is no obstacle

@@ -28,6 +28,7 @@ from ..io import (
     export_transform,
     read_field,
     resample_to_grid,
+    write_output_file,
 )
 from ..result import RegistrationResult
 from ..volume import InputError, Volume
@@ -147,11 +148,17 @@ class ReusePanel(QWidget):
         self._set(reuse.chain(self.field, second, self.fixed.spacing), self.fixed,
                   f"{self.source}, then {Path(path).name}")
 
-    def save(self, path: str | Path) -> None:
-        """Write the transform: ITK ``.h5`` transform or a field image, by the suffix."""
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Write the transform: ITK ``.h5`` transform or a field image, by the suffix; listed in
+        the folder's ``outputs.json`` (a file it does not list is replaced only with
+        ``overwrite``; a link never)."""
         assert self.field is not None and self.fixed is not None
-        h5 = str(path).lower().endswith(TRANSFORM_SUFFIXES)
-        (export_transform if h5 else export_field)(self.field, self.fixed, path)
+        field, fixed = self.field, self.fixed
+        export = export_transform if str(path).lower().endswith(TRANSFORM_SUFFIXES) else (
+            export_field)
+        write_output_file(path, lambda p: export(field, fixed, p), overwrite=overwrite,
+                          command="widget: save transform (reuse)",
+                          inputs={"source": self.source}, flag="overwrite=True")
         self.summary.setText(self.summary.text() + f"; saved to {Path(path).name}")
 
     def apply(self, layer: Any = None) -> Any:
@@ -193,9 +200,18 @@ class ReusePanel(QWidget):
             self.compose(path)
 
     def _ask_save(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the transform", "transform.h5", FILES)
-        if path:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the transform", "transform.h5", FILES,
+            options=QFileDialog.Option.DontConfirmOverwrite)  # asked below, naming the files
+        if not path:
+            return
+        try:
             self.save(path)
+        except InputError as error:  # a file of the user's in the way: replace if they agree
+            if "overwrite" not in str(error) or not _ui.ask(
+                    self, "Replace files?", f"{error}\n\nReplace them?"):
+                raise
+            self.save(path, overwrite=True)
 
 
 def _layer_meta(fixed: Volume) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The widget's save actions, one function per action, free of Qt (no dialogs here).
 
 Each takes a :class:`RegistrationResult` and a destination and returns the paths written; the
-widget asks for the destination and reports. (These are the places to route through the shared
-output writer, ``io.write_outputs``, which the transform already goes through: the file names, the
-manifest and the clean-up of stale files are written once for the CLI and the widget.)
+widget asks for the destination and reports. All follow the CLI's output rules (``io.manifest``):
+the files go into the folder's ``outputs.json``, a file the user put there is replaced only with
+``overwrite`` (the widget asks first), a symbolic link is never written through.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from .. import qa
 from ..result import RegistrationResult
 from ..volume import Volume
 
+OVERWRITE = "overwrite=True (the widget asks first)"  # how a refusal names the way past it
+
 
 def result_grid(result: RegistrationResult) -> Volume:
     """The warped image on the fixed grid (spacing, origin and direction): what exports need."""
@@ -23,30 +25,48 @@ def result_grid(result: RegistrationResult) -> Volume:
     return Volume(result.warped, grid.spacing, grid.origin, grid.direction, name="warped")
 
 
-def save_metrics_csv(result: RegistrationResult, path: str | Path) -> list[Path]:
+def _with_suffix(path: str | Path, suffix: str) -> Path:
+    path = Path(path)
+    return path if path.suffix.lower() == suffix else path.with_name(path.name + suffix)
+
+
+def _write_files(writers: dict[Path, Callable[[Path], Any]], command: str,
+                 overwrite: bool) -> list[Path]:
+    """Write each file through ``io.write_output_file``, all checked before the first write."""
+    from ..io import check_output_file, write_output_file
+
+    for path in writers:
+        check_output_file(path, overwrite, flag=OVERWRITE)
+    return [write_output_file(path, write, command=command, overwrite=overwrite, flag=OVERWRITE)
+            for path, write in writers.items()]
+
+
+def save_metrics_csv(result: RegistrationResult, path: str | Path,
+                     overwrite: bool = False) -> list[Path]:
     """Write the metrics as CSV at ``path`` (``.csv`` appended when missing) and, when the run
     had labels, the per-label rows beside it as ``<name>_labels.csv``. Returns the paths."""
-    path = Path(path)
-    if path.suffix.lower() != ".csv":
-        path = path.with_name(path.name + ".csv")
-    written = [qa.write_metrics_csv(result, path)]
+    path = _with_suffix(path, ".csv")
+    writers = {path: lambda p: qa.write_metrics_csv(result, p)}
     if result.label_metrics:
-        written.append(qa.write_label_csv(result, path.with_name(path.stem + "_labels.csv")))
-    return written
+        writers[path.with_name(path.stem + "_labels.csv")] = lambda p: qa.write_label_csv(
+            result, p)
+    return _write_files(writers, "widget: save metrics", overwrite)
 
 
-def save_report(result: RegistrationResult, job: Any, path: str | Path) -> Path:
+def save_report(result: RegistrationResult, job: Any, path: str | Path,
+                overwrite: bool = False) -> Path:
     """Write the one-page PNG report of ``result`` at ``path`` (``.png`` appended when missing).
 
     ``job`` is the run's :class:`._run.RegistrationJob` (its fixed and moving images and label
     maps, copied from the layers when the run started): the report's "before" row needs them.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        path = path.with_name(path.name + ".png")
-    return qa.report_png(
-        result, job.fixed, job.moving, job.fixed_labels, path, moving_labels=job.moving_labels
-    )
+    def write(p: Path) -> Any:
+        return qa.report_png(result, job.fixed, job.moving, job.fixed_labels, p,
+                             moving_labels=job.moving_labels)
+
+    (written,) = _write_files({_with_suffix(path, ".png"): write}, "widget: save report",
+                              overwrite)
+    return written
 
 
 def save_transform(

@@ -8,6 +8,7 @@ line or as one error notification (``self._error``). The writing itself is :mod:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from qtpy.QtWidgets import QFileDialog
 from ..result import RegistrationResult
 from ..volume import InputError
 from . import _save, _ui
+
+# our own question (which names every file in the way) replaces the dialog's
+NO_QT_CONFIRM = QFileDialog.Option.DontConfirmOverwrite
 
 
 class SaveActions:
@@ -39,10 +43,10 @@ class SaveActions:
 
     # ----------------------------------------------------------------- to a destination
 
-    def save_csv(self, path: str | Path) -> list[Path]:
+    def save_csv(self, path: str | Path, overwrite: bool = False) -> list[Path]:
         """Write the last run's metrics as CSV (and ``<name>_labels.csv`` with per-label rows,
         label names included)."""
-        return _save.save_metrics_csv(self._last_result(), path)
+        return _save.save_metrics_csv(self._last_result(), path, overwrite)
 
     def save_transform(self, folder: str | Path, overwrite: bool = False) -> list[Path]:
         """Write the last run's transform into ``folder`` (:func:`._save.save_transform`)."""
@@ -50,25 +54,36 @@ class SaveActions:
         self._save_notes: list[str] = []
         return _save.save_transform(result, folder, overwrite, self._save_notes.append)
 
-    def save_report(self, path: str | Path) -> Path:
+    def save_report(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the last run's one-page PNG report (:func:`napari_deepreg.qa.report_png`) at
         ``path`` (``.png`` appended when missing)."""
         result = self._last_result()
         job = self._inputs_used
         if job is None:
             raise InputError("the inputs of the last run are gone; run the registration again")
-        return _save.save_report(result, job, path)
+        return _save.save_report(result, job, path, overwrite)
 
     # ----------------------------------------------------------------- dialogs
 
+    def _with_consent(self, save: Callable[[bool], Any]) -> Any:
+        """``save(overwrite=False)``; when files of the user's are in the way (the refusal names
+        ``overwrite``: nothing was written), ask, and ``save(True)`` if the user agrees."""
+        try:
+            return save(False)
+        except InputError as exc:
+            if "overwrite" not in str(exc) or not self.confirm_overwrite(str(exc)):
+                raise
+        return save(True)
+
     def _ask_save_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save metrics", "registration_metrics.csv", "CSV (*.csv)"
+            self, "Save metrics", "registration_metrics.csv", "CSV (*.csv)",
+            options=NO_QT_CONFIRM,
         )
         if not path:
             return
         try:
-            written = self.save_csv(path)
+            written = self._with_consent(lambda overwrite: self.save_csv(path, overwrite))
         except (OSError, ValueError) as exc:
             self._error(f"could not save the metrics: {exc}")
             return
@@ -77,7 +92,8 @@ class SaveActions:
     def choose_report_path(self) -> str:
         """Ask where to save the report ("" when the user cancels); tests replace it."""
         path, _ = QFileDialog.getSaveFileName(
-            self, "Save report", "registration_report.png", "PNG image (*.png)"
+            self, "Save report", "registration_report.png", "PNG image (*.png)",
+            options=NO_QT_CONFIRM,
         )
         return path
 
@@ -86,7 +102,7 @@ class SaveActions:
         if not path:
             return
         try:
-            written = self.save_report(path)
+            written = self._with_consent(lambda overwrite: self.save_report(path, overwrite))
         except (OSError, ValueError, RuntimeError) as exc:  # never take the viewer down
             message = f"could not save the report: {exc}"
             self._set_status(message)
@@ -108,20 +124,12 @@ class SaveActions:
         return _ui.ask(self, "Replace files?", message + "\n\nReplace them?")
 
     def _ask_save_transform(self) -> None:
-        from ..io import TRANSFORM_OUTPUTS, check_output_folder
-
         folder = self.choose_transform_folder()
         if not folder:
             return
         try:
-            overwrite = False
-            try:
-                check_output_folder(folder, TRANSFORM_OUTPUTS)
-            except InputError as exc:  # the user's files in the way: replace only if they agree
-                if "overwrite" not in str(exc) or not self.confirm_overwrite(str(exc)):
-                    raise
-                overwrite = True
-            written = self.save_transform(folder, overwrite)
+            written = self._with_consent(
+                lambda overwrite: self.save_transform(folder, overwrite))
         except (OSError, ValueError, RuntimeError) as exc:  # never take the viewer down
             message = f"could not save the transform: {exc}"
             self._set_status(message)

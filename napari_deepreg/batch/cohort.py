@@ -25,6 +25,7 @@ from .task import FAILED, PairOutcome
 COHORT_CSV = "cohort.csv"
 COHORT_LABELS_CSV = "cohort_labels.csv"
 COHORT_PNG = "cohort.png"
+COMMAND = "napari-deepreg batch"  # as the manifest records who wrote the cohort files
 # the summary figures copied into the cohort table, in its column order
 FIGURES: tuple[str, ...] = (
     "dice_before", "dice_after", "hd95_before", "hd95_after", "tre_before", "tre_after",
@@ -80,24 +81,47 @@ def label_rows(outcomes: Sequence[PairOutcome]) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
-    """CSV with ``columns`` (None as an empty cell), via a temporary name then a rename."""
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    return path
+def check_cohort_folder(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """The cohort folder (absolute), checked before any work as ``io.manifest`` checks any output
+    folder: not an empty name, not a link, and (unless ``overwrite``) no file of a cohort
+    output's name that its ``outputs.json`` does not list."""
+    from ..io import check_output_file
+    from ..io.manifest import output_folder
+
+    folder = output_folder(os.path.expanduser(os.fspath(out_dir)))
+    if folder.is_dir():
+        for name in (COHORT_CSV, COHORT_LABELS_CSV, COHORT_PNG):
+            check_output_file(folder / name, overwrite)
+    return folder.resolve()
 
 
-def write_cohort_tables(outcomes: Sequence[PairOutcome], out_dir: str | Path) -> list[Path]:
+def _write(path: Path, write: Any, overwrite: bool) -> Path:
+    """One cohort file through ``io.write_output_file`` (listed in the folder's manifest)."""
+    from ..io import write_output_file
+
+    return write_output_file(path, write, command=COMMAND, overwrite=overwrite)
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str],
+               overwrite: bool) -> Path:
+    """CSV with ``columns`` (None as an empty cell)."""
+    def write(target: Path) -> None:
+        with target.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return _write(path, write, overwrite)
+
+
+def write_cohort_tables(outcomes: Sequence[PairOutcome], out_dir: str | Path,
+                        overwrite: bool = False) -> list[Path]:
     """Write ``cohort.csv`` and ``cohort_labels.csv`` into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
     return [
-        _write_csv(out_dir / COHORT_CSV, cohort_rows(outcomes, out_dir), COLUMNS),
+        _write_csv(out_dir / COHORT_CSV, cohort_rows(outcomes, out_dir), COLUMNS, overwrite),
         _write_csv(out_dir / COHORT_LABELS_CSV, label_rows(outcomes),
-                   ("pair", "label", "dice_before", "dice_after")),
+                   ("pair", "label", "dice_before", "dice_after"), overwrite),
     ]
 
 
@@ -108,7 +132,8 @@ def read_cohort_table(path: str | Path) -> list[dict[str, str]]:
 
 
 def plot_cohort(outcomes: Sequence[PairOutcome], path: str | Path,
-                label_names: dict[int, str] | None = None) -> Path | None:
+                label_names: dict[int, str] | None = None,
+                overwrite: bool = False) -> Path | None:
     """Draw ``cohort.png``: Dice per label (box plots, before and after) and folds per pair.
 
     Returns None (and draws nothing) when no pair succeeded.
@@ -157,9 +182,7 @@ def plot_cohort(outcomes: Sequence[PairOutcome], path: str | Path,
     bottom.set_ylim(0.0, max(max(known, default=0.0) * 1.15, 0.01))  # no negative axis at 0 %
     bottom.set_ylabel("folds (% of voxels)")
     bottom.set_title("folds per pair (Jacobian determinant <= 0)")
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    return path
+    return _write(Path(path), lambda target: figure.savefig(target, dpi=100), overwrite)
 
 
 __all__ = [
@@ -167,6 +190,7 @@ __all__ = [
     "COHORT_LABELS_CSV",
     "COHORT_PNG",
     "COLUMNS",
+    "check_cohort_folder",
     "cohort_rows",
     "label_rows",
     "plot_cohort",

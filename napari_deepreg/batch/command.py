@@ -25,7 +25,8 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
         "paths are relative to the CSV), or the subjects of a {subject} path pattern of moving "
         "images, each to its fixed image or to one --atlas. Each pair gets a folder OUT/<name>/ "
         "as `register` writes it; OUT gets cohort.csv (one row per pair: status, error, Dice "
-        "before/after, folds, runtime, folder), cohort_labels.csv and cohort.png. A rerun skips "
+        "before/after, folds, runtime, folder), cohort_labels.csv and cohort.png, listed in "
+        "OUT/outputs.json. A rerun skips "
         "finished pairs (same method and parameters) and retries failed ones. Exit code 3 when "
         "some pairs failed."
     )
@@ -55,6 +56,9 @@ def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one task per GPU: G local GPU workers, or tasks asking for GPU=1 "
                         "on a --scheduler's workers (start them with --resources GPU=1)")
     parser.add_argument("--device", help="cpu (default), cuda (default with --gpus), auto")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files of an output's name that no outputs.json lists "
+                        "(refused before any work without it)")
     parser.add_argument("--no-report", action="store_true", help="skip each pair's report.png")
     parser.add_argument("--no-hausdorff", action="store_true", help="skip HD95/ASSD (faster)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -111,7 +115,8 @@ def batch_from_args(args: argparse.Namespace, read_points: PointsReader | None =
             pairs, args.out, spec.id, params, device=args.device, workers=args.workers,
             threads_per_worker=args.threads_per_worker, torch_threads=args.torch_threads,
             scheduler=args.scheduler, gpus=args.gpus, report=not args.no_report,
-            hausdorff=not args.no_hausdorff, read_points=read_points, on_outcome=advance,
+            hausdorff=not args.no_hausdorff, overwrite=args.overwrite, read_points=read_points,
+            on_outcome=advance,
             log=say,
         )
     finally:

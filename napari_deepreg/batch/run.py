@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..volume import InputError
-from .cohort import COHORT_PNG, plot_cohort, write_cohort_tables
+from .cohort import COHORT_PNG, check_cohort_folder, plot_cohort, write_cohort_tables
 from .pairs import Pair
 from .task import FAILED, BatchJob, PairOutcome, PointsReader, finished_outcome, register_pair
 
@@ -104,7 +104,7 @@ def _precheck(pair: Pair, job: BatchJob) -> PairOutcome | None:
 
     sure = [k for k in job.what if k not in ("affine", "labels_csv", "warped_labels")]
     try:
-        check_output_folder(job.folder(pair), sure)
+        check_output_folder(job.folder(pair), sure, overwrite=job.overwrite)
     except InputError as error:
         return PairOutcome(pair.name, job.folder(pair), FAILED, " ".join(str(error).split()))
     return None
@@ -187,6 +187,7 @@ def run_batch(
     gpus: int = 0,
     report: bool = True,
     hausdorff: bool = True,
+    overwrite: bool = False,
     read_points: PointsReader | None = None,
     label_names: dict[int, str] | None = None,
     on_outcome: Callable[[PairOutcome], None] | None = None,
@@ -211,6 +212,8 @@ def run_batch(
         gpus: GPUs per machine: tasks ask for ``GPU=1`` each (workers of an external cluster
             must be started with ``--resources GPU=1``); a local cluster gets one worker per GPU.
         report: write each pair's ``report.png``; ``hausdorff``: also HD95 / ASSD.
+        overwrite: replace files of an output's name that no ``outputs.json`` lists (the
+            cohort files and each pair's); without it they are refused before any work.
         read_points: reads a landmark CSV (``napari_deepreg.cli.read_points_csv``, which the
             CLI passes); pairs with landmarks fail without one.
         label_names: ``{label: name}`` for the plot.
@@ -236,9 +239,7 @@ def run_batch(
         raise InputError(f"pair names must be unique; repeated: {repeated}")
     spec = get_method(method)
     config = spec.make_config(params)  # a bad parameter fails here, before any worker starts
-    out = Path(out_dir).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output folder {out} exists and is not a folder")
+    out = check_cohort_folder(out_dir, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     what = tuple(k for k in DEFAULT_OUTPUTS if report or k != "report")
     plan = plan_cluster(len(pairs), workers, threads_per_worker, torch_threads, gpus)
@@ -247,6 +248,7 @@ def run_batch(
         parameters=dataclasses.asdict(config), model=spec.model_id, what=what,
         device=device or ("cuda" if gpus else "cpu"), gpus=gpus,
         torch_threads=plan.torch_threads, hausdorff=hausdorff, read_points=read_points,
+        overwrite=overwrite,
     )
 
     outcomes: dict[str, PairOutcome] = {}
@@ -292,10 +294,12 @@ def run_batch(
                 outcomes[pair.name] = PairOutcome(pair.name, job.folder(pair), FAILED,
                                                   "not run (the batch was interrupted)")
         ordered = [outcomes[p.name] for p in pairs]
-        tables = write_cohort_tables(ordered, out)
-    plot = plot_cohort(ordered, out / COHORT_PNG, label_names)
-    if plot is None and (out / COHORT_PNG).is_file():
-        (out / COHORT_PNG).unlink()  # an earlier run's plot would not describe this one
+        tables = write_cohort_tables(ordered, out, overwrite)
+    plot = plot_cohort(ordered, out / COHORT_PNG, label_names, overwrite)
+    if plot is None:
+        from ..io import remove_output_file
+
+        remove_output_file(out / COHORT_PNG)  # an earlier run's plot would not describe this one
     return CohortResult(ordered, out, tables, plot, dashboard)
 
 

@@ -47,6 +47,7 @@ class BatchJob:
             local GPU cluster takes ``cuda:<its index modulo gpus>``.
         torch_threads: intra-op threads for torch in a worker (None leaves torch's default).
         hausdorff: also compute HD95 / ASSD.
+        overwrite: replace files in a pair's folder that no earlier ``outputs.json`` lists.
         read_points: reads a landmark CSV into ``(K, D)`` physical mm (array axis order);
             needed only by pairs with landmarks.
     """
@@ -62,6 +63,7 @@ class BatchJob:
     torch_threads: int | None = None
     hausdorff: bool = True
     read_points: PointsReader | None = None
+    overwrite: bool = False
 
     def folder(self, pair: Pair) -> Path:
         return Path(self.out_dir) / pair.name
@@ -221,7 +223,8 @@ def register_pair(pair: Pair, job: BatchJob) -> PairOutcome:
         ))
         notes: list[str] = []
         write_outputs(result, folder, data["fixed"], data["moving"], data["fixed_labels"],
-                      what=job.what, inputs=pair.inputs(), log=notes.append)
+                      what=job.what, inputs=pair.inputs(), log=notes.append,
+                      overwrite=job.overwrite)
         summary = result_summary(result)
         summary["notes"] = [*summary.get("notes", []), *notes]
         status, error = OK, ""

@@ -3,21 +3,27 @@
 * :mod:`.volumes`: read / write / resample images with spacing, origin and direction (NIfTI,
   NRRD, MetaImage, DICOM series), through SimpleITK;
 * :mod:`.transforms`: displacement fields and affines to ITK files and back;
+* :mod:`.manifest`: ``outputs.json``, the list of files this tool wrote in a folder, and the rules
+  every writer follows (never replace a file not listed without ``overwrite``, no links, no empty
+  names); :func:`write_output_file` writes one file under them;
 * :mod:`.outputs`: :func:`write_outputs`, the one writer of a registration's output folder (file
   names, manifest, safe clean-up) for the CLI, the widget and batch runs.
 """
 
+from .manifest import (
+    MANIFEST,
+    check_output_file,
+    read_manifest,
+    remove_output_file,
+    write_output_file,
+)
 from .outputs import (
     DEFAULT_OUTPUTS,
-    MANIFEST,
     OUTPUTS,
     TRANSFORM_FILES,
     TRANSFORM_OUTPUTS,
-    check_output_file,
     check_output_folder,
     export_transforms,
-    read_manifest,
-    write_output_file,
     write_outputs,
 )
 from .transforms import (
@@ -70,6 +76,7 @@ __all__ = [
     "read_field",
     "read_manifest",
     "read_volume",
+    "remove_output_file",
     "resample_to_grid",
     "to_sitk",
     "write_output_file",

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..geometry import check_overlap
 from ..volume import InputError, Volume
 from .volumes import (
     _check_writable,
@@ -226,6 +227,8 @@ def read_field(
             raise InputError(f"{path.name} is a {dim}D field but the fixed image is {fixed.ndim}D")
         own = _placeholder(image)
         if not own.same_grid(fixed):
+            # a field of another registration would be resampled to no displacement at all
+            check_overlap(fixed, own, ("the reference image", f"field {path.name}"), "grids")
             image = sitk.Resample(
                 image, _grid_image(fixed), sitk.Transform(), sitk.sitkLinear, 0.0,
                 sitk.sitkVectorFloat64,

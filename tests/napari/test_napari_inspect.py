@@ -195,3 +195,58 @@ def test_checkerboard_has_tiles_of_the_stated_size_and_flicker_alternates(sample
     np.testing.assert_allclose(viewer.layers[COMPARE_NAME].data, warped)
     panel.flicker.setChecked(False)
     assert not panel.timer.isActive()
+
+
+def test_save_report_and_csv_keep_a_users_file_unless_they_agree(sample_run, tmp_path,
+                                                                  monkeypatch):
+    """Save report / Save CSV follow the CLI's output rules (issue 18): the files are listed in
+    the folder's outputs.json, a file of the user's is replaced only when the user agrees, a
+    link is never written through."""
+    from napari_deepreg._napari import _save_actions
+    from napari_deepreg.io import read_manifest
+
+    _, widget = sample_run
+    errors: list[str] = []
+    monkeypatch.setattr(widget, "_error", errors.append)
+    asked: list[str] = []
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: asked.append(message))
+    mine = tmp_path / "qa.png"
+    mine.write_bytes(b"the user's own picture")
+    monkeypatch.setattr(widget, "choose_report_path", lambda: str(mine))
+    widget.report_button.click()
+    assert len(asked) == 1 and "qa.png" in asked[0]
+    assert mine.read_bytes() == b"the user's own picture"
+    assert len(errors) == 1 and "overwrite" in errors[0]
+    assert not (tmp_path / "outputs.json").exists()
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: True)
+    widget.report_button.click()
+    assert len(errors) == 1 and mpimg.imread(mine).shape[0] > 500
+    assert read_manifest(tmp_path)["other_files"]["qa.png"]["command"] == "widget: save report"
+    # ours now: saved again without a question
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: asked.append(message))
+    widget.report_button.click()
+    assert len(asked) == 1 and len(errors) == 1
+
+    # Save CSV: the per-label file beside it is checked too, before anything is written
+    (tmp_path / "m_labels.csv").write_text("the user's table")
+    monkeypatch.setattr(_save_actions.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(tmp_path / "m.csv"), "")))
+    widget.save_button.click()
+    assert len(asked) == 2 and "m_labels.csv" in asked[1]
+    assert (tmp_path / "m_labels.csv").read_text() == "the user's table"
+    assert not (tmp_path / "m.csv").exists()
+    monkeypatch.setattr(widget, "confirm_overwrite", lambda message: True)
+    widget.save_button.click()
+    assert len(errors) == 2
+    assert (tmp_path / "m_labels.csv").read_text().startswith("label")
+    listed = read_manifest(tmp_path)["other_files"]
+    assert {"qa.png", "m.csv", "m_labels.csv"} <= set(listed)
+
+    # a link is refused even when the user agrees
+    target = tmp_path / "elsewhere.png"
+    target.write_bytes(b"not to be touched")
+    (tmp_path / "link.png").symlink_to(target)
+    monkeypatch.setattr(widget, "choose_report_path", lambda: str(tmp_path / "link.png"))
+    widget.report_button.click()
+    assert len(errors) == 3 and "symbolic link" in errors[2]
+    assert target.read_bytes() == b"not to be touched"

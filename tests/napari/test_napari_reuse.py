@@ -9,7 +9,8 @@ import pytest
 from napari.layers import Labels
 
 from napari_deepreg import metrics
-from napari_deepreg._napari import _widget
+from napari_deepreg._napari import _reuse, _widget
+from napari_deepreg.volume import InputError
 
 
 @pytest.fixture
@@ -69,3 +70,35 @@ def test_invert_save_load_and_compose_give_the_identity(real_run, tmp_path):
     inner = np.linalg.norm(panel.field, axis=0)[5:-5, 5:-5]
     assert inner.max() < 0.05, inner.max()
     assert "then inverse.nii.gz" in panel.summary.text()
+
+
+def test_save_keeps_a_users_file_and_lists_its_own(real_run, tmp_path, monkeypatch):
+    """The panel's Save follows the output rules (issue 18): listed in outputs.json, a user's
+    file replaced only after the user agrees, never through a link."""
+    from napari_deepreg.io import read_manifest
+
+    _, widget, _ = real_run
+    panel = widget.reuse
+    mine = tmp_path / "transform.h5"
+    mine.write_bytes(b"the user's")
+    with pytest.raises(InputError, match="overwrite"):
+        panel.save(mine)
+    assert mine.read_bytes() == b"the user's"
+    panel.save(mine, overwrite=True)
+    assert read_manifest(tmp_path)["other_files"]["transform.h5"]["command"].startswith("widget")
+    panel.save(mine)  # ours now
+    target = tmp_path / "elsewhere.nii.gz"
+    target.write_bytes(b"not to be touched")
+    (tmp_path / "link.nii.gz").symlink_to(target)
+    with pytest.raises(InputError, match="symbolic link"):
+        panel.save(tmp_path / "link.nii.gz", overwrite=True)
+    assert target.read_bytes() == b"not to be touched"
+    # the dialog: the user is asked before a file of theirs is replaced
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"the user's")
+    monkeypatch.setattr(_reuse.QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(other), "")))
+    asked = []
+    monkeypatch.setattr(_reuse._ui, "ask", lambda *a: asked.append(a) or False)
+    panel.save_button.click()
+    assert len(asked) == 1 and other.read_bytes() == b"the user's"
