@@ -79,6 +79,10 @@ class InstanceOptConfig:
     - max working size 64 (half resolution): .857, EPE .79, 2.1 s;
     - similarity MSE / NCC / MIND-SSC: .849 / .845 / .857 (MIND 11 s); dense transform: .869 at
       24 s (its Gaussian smoothing is the cost);
+    - similarity DeepSim (``deepsim_extractor``: a zoo model's frozen feature extractor, 2D
+      only, so not on this sample): on the bundled 2D pair Dice 0.702 -> 0.936 (LNCC 0.953);
+      on 24 held-out 2D pairs (``benchmarks/deepsim_2d.py``) as good as LNCC clean (0.937 /
+      0.937), worse with noise (0.835 / 0.860, rougher fields), 2-3x slower;
     - no affine stage: .872 (the sample has no global offset). With an added 8 degree rotation,
       5 % scaling and 8 mm shift, Dice 0.234 -> 0.831 (0.830 without it) and the affine matrix
       is within 0.02 of the true inverse: the stage is cheap (a grid of at most 32 voxels a side)
