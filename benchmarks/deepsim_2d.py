@@ -9,13 +9,17 @@ true registration field is known (endpoint error). ``noisy``: the same pairs wit
 of ``--noise`` (fraction of the [0, 1] range) on both images.
 
 Methods: ``LABEL=MODEL_FILE`` (a deepsim registration model file or zoo id, run feed-forward),
-``identity``, or ``zoo:ID`` (any registered method, through the pipeline, refine off).
-Reports per method and version: Dice (coarse labels), fold %, SDlogJ, EPE; and for every
-DeepSim model against every baseline, the Wilcoxon signed-rank p-value and Cohen's d (paired:
-mean difference over its standard deviation) of the per-pair Dice and SDlogJ.
+``identity``, or ``zoo:ID`` (any registered method, through the pipeline, refine off), with
+config overrides after it: ``zoo:instance_opt:similarity=deepsim`` (``:key=value`` each).
+Reports per method and version: Dice (coarse labels), fold %, SDlogJ, EPE, wall seconds per
+pair; and for every ``--deepsim`` label against every other one, the Wilcoxon signed-rank
+p-value and Cohen's d (paired: mean difference over its standard deviation) of the per-pair
+Dice and SDlogJ.
 
     python -m benchmarks.deepsim_2d --methods identity,deepsim_ae=runs/deepsim_ae_2d/\\
 best_model.pt,ncc=runs/deepsim_ncc_2d/best_model.pt --deepsim deepsim_ae --pairs 24
+    python -m benchmarks.deepsim_2d --methods identity,lncc=zoo:instance_opt,\
+ncc=zoo:instance_opt:similarity=ncc,deepsim=zoo:instance_opt:similarity=deepsim --deepsim deepsim
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -84,9 +89,9 @@ def register(method: str, source: str, fixed: np.ndarray, moving: np.ndarray,
         def vol(a: np.ndarray) -> Volume:
             return Volume(a.astype(np.float32), tuple(spacing), (0.0, 0.0))
 
-        result = run_to_end(run(vol(fixed), vol(moving), method=source[4:],
-                                config={"refine": False} if source[4:] != "instance_opt"
-                                else None, device="cpu", hausdorff=False, guard=False))
+        method, config = method_config(source[4:])
+        result = run_to_end(run(vol(fixed), vol(moving), method=method, config=config,
+                                device="cpu", hausdorff=False, guard=False))
         return np.asarray(result.field, np.float32)
     from napari_deepreg.methods.deepsim import DeepSimConfig, estimate
 
@@ -103,6 +108,28 @@ def register(method: str, source: str, fixed: np.ndarray, moving: np.ndarray,
                 next(gen)
         except StopIteration as stop:
             return stop.value.field[0].numpy()
+
+
+def method_config(text: str) -> tuple[str, dict[str, Any]]:
+    """``"ID:key=value:..."`` -> ``(ID, overrides)``; learned methods get ``refine=False``."""
+    method, *options = text.split(":")
+    config: dict[str, Any] = {} if method == "instance_opt" else {"refine": False}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ValueError(f"method option {option!r} of {text!r} is not key=value")
+        config[key.strip()] = value.strip()
+    return method, config
+
+
+def timed_score(pair: dict[str, Any], label: str, source: str, prefix: str) -> dict[str, float]:
+    """:func:`score` of one method on one pair (``prefix`` ``noisy_`` for the noisy images),
+    with the wall seconds of the registration."""
+    start = time.perf_counter()
+    field = register(label, source, pair[prefix + "fixed"], pair[prefix + "moving"],
+                     pair["spacing"])
+    seconds = time.perf_counter() - start
+    return {**score(pair, field), "seconds": seconds}
 
 
 def score(pair: dict[str, Any], field: np.ndarray) -> dict[str, float]:
@@ -147,16 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for version in ("plain", "noisy"):
             key = "" if version == "plain" else "noisy_"
             rows.setdefault(label, {})[version] = [
-                score(p, register(label, source or label, p[key + "fixed"], p[key + "moving"],
-                                  p["spacing"])) for p in pairs]
+                timed_score(p, label, source or label, key) for p in pairs]
     print(f"{len(pairs)} held-out 2D pairs (mni2009c label maps, known field); noise "
           f"{args.noise}")
-    print(f"{'method':<21}{'version':<8}{'dice':>8}{'fold %':>8}{'sdlogj':>8}{'epe mm':>8}")
+    print(f"{'method':<21}{'version':<8}{'dice':>8}{'fold %':>8}{'sdlogj':>8}{'epe mm':>8}"
+          f"{'s/pair':>8}")
     for label, versions in rows.items():
         for version, scores in versions.items():
             m = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
             print(f"{label:<21}{version:<8}{m['dice']:8.3f}{m['fold_percent']:8.2f}"
-                  f"{m['sdlogj']:8.3f}{m['epe_mm']:8.2f}")
+                  f"{m['sdlogj']:8.3f}{m['epe_mm']:8.2f}{m['seconds']:8.2f}")
     stats = {}
     ours = [d for d in args.deepsim.split(",") if d in rows]
     for mine in ours:

@@ -323,6 +323,8 @@ def register_prepared(
     spec = get_method(method)
     _check_dims(inputs.ndim, spec.dims, spec.id)  # prepared for another method?
     cfg = spec.make_config(config)
+    if spec.check is not None:
+        spec.check(cfg, inputs.ndim)  # e.g. a similarity that has no 3D form
     dev = _device(device)
     check_memory(inputs.fixed.shape, inputs.fixed.spacing, cfg, spec.id, dev)
     fixed, moving = inputs.fixed, inputs.moving

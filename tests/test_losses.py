@@ -221,7 +221,8 @@ def test_registry_builds_every_loss_with_parameters():
     assert new_loss("bending")(u, (2.0, 1.0, 1.0)).item() == pytest.approx(0.0, abs=1e-20)
     onehot = one_hot(torch.zeros(1, 1, 3, 3, dtype=torch.long), 2)
     assert new_loss("DICE")(onehot, onehot.clone()).item() < 1e-6
-    names = {"mse", "ncc", "lncc", "mk_lncc", "mind_ssc", "diffusion", "bending", "dice"}
+    names = {"mse", "ncc", "lncc", "mk_lncc", "mind_ssc", "diffusion", "bending", "dice",
+             "deepsim"}  # deepsim needs an extractor (tests/methods/test_instance_opt_deepsim.py)
     assert set(LOSSES) == names
     with pytest.raises(ValueError, match="unknown loss"):
         new_loss("ssim")

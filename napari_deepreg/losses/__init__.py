@@ -2,9 +2,12 @@
 
 ``functional`` holds the maths; ``modules`` wraps it and ``new_loss(name, **params)`` builds a loss
 by name (``"mse"``, ``"ncc"``, ``"lncc"``, ``"mk_lncc"``, ``"mind_ssc"``, ``"diffusion"``,
-``"bending"``, ``"dice"``). All return scalars where lower is better.
+``"bending"``, ``"dice"``, ``"deepsim"`` with an ``extractor``). All return scalars where lower
+is better. The submodule ``deepsim`` holds the learned DeepSim similarity (a frozen feature
+extractor passed in).
 """
 
+from .deepsim import deepsim_loss, feature_cosine
 from .functional import (
     LocalMoments,
     bending_energy,
@@ -26,6 +29,7 @@ from .modules import (
     REGULARISERS,
     SIMILARITIES,
     BendingEnergyLoss,
+    DeepSimLoss,
     DiceLoss,
     DiffusionLoss,
     LNCCLoss,
@@ -42,6 +46,7 @@ __all__ = [
     "REGULARISERS",
     "SIMILARITIES",
     "BendingEnergyLoss",
+    "DeepSimLoss",
     "DiceLoss",
     "DiffusionLoss",
     "LNCCLoss",
@@ -51,8 +56,10 @@ __all__ = [
     "NCCLoss",
     "bending_energy",
     "box_mean",
+    "deepsim_loss",
     "descriptor_distance",
     "diffusion",
+    "feature_cosine",
     "lncc",
     "local_moments",
     "mind_ssc",

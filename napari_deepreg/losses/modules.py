@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from . import functional as Fn
+from .deepsim import deepsim_loss
 
 
 class MSELoss(nn.Module):
@@ -79,6 +80,28 @@ class MINDSSCLoss(nn.Module):
         return Fn.mind_ssc_loss(a, b, self.radius, self.dilation, self.penalty)
 
 
+class DeepSimLoss(nn.Module):
+    """``1 - DeepSim`` through a frozen feature extractor (:func:`.deepsim.deepsim_loss`).
+
+    ``extractor`` is a module with ``encode`` (e.g. ``methods.extractors.load_extractor(
+    "deepsim_ae_2d").module``); it is put in eval mode and its parameters need no gradient, so
+    a registration net trained with this loss never trains the extractor. It is kept out of this
+    module's parameters and state dict (the loss holds no weights of its own).
+    """
+
+    def __init__(self, extractor: nn.Module) -> None:
+        super().__init__()
+        if not callable(getattr(extractor, "encode", None)):
+            raise TypeError("DeepSimLoss needs a feature extractor with an encode() method")
+        extractor.eval()
+        for p in extractor.parameters():
+            p.requires_grad_(False)
+        self.__dict__["extractor"] = extractor  # not a submodule: no weights in the loss
+
+    def forward(self, a: Tensor, b: Tensor) -> Tensor:
+        return deepsim_loss(self.extractor, a, b)
+
+
 class _FieldRegulariser(nn.Module):
     def __init__(self, spacing: float | Sequence[float] | None = None) -> None:
         super().__init__()
@@ -123,8 +146,11 @@ LOSSES: dict[str, type[nn.Module]] = {
     "diffusion": DiffusionLoss,
     "bending": BendingEnergyLoss,
     "dice": DiceLoss,
+    "deepsim": DeepSimLoss,
 }
 
+#: similarities ``new_loss`` builds from hyper-parameters alone (``"deepsim"`` also needs an
+#: ``extractor``)
 SIMILARITIES = ("mse", "ncc", "lncc", "mk_lncc", "mind_ssc")
 REGULARISERS = ("diffusion", "bending")
 

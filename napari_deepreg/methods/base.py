@@ -45,6 +45,9 @@ class MethodSpec:
     dims: tuple[int, ...] = (2, 3)
     description: str = ""
     model_id: str | None = None
+    #: ``check(config, ndim)`` raises InputError when the config cannot register an ``ndim``-D
+    #: pair (called by the pipeline before any work); None: every dim in ``dims`` is fine
+    check: Callable[[Any, int], None] | None = None
 
     def default_config(self) -> Any:
         return self.config_class()

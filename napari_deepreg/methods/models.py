@@ -162,14 +162,15 @@ _CACHE_LOCK = threading.Lock()
 
 
 def load_cached_model(
-    source: str | Path, device: str | torch.device, config_class: type, method_id: str
+    source: str | Path, device: str | torch.device, config_class: type | None = None,
+    method_id: str = "",
 ) -> tuple[nn.Module, Any]:
     """:func:`load_model`, kept in memory per source and device for the next call.
 
     A registration method calls this on every run; the weights are read (and a zoo file's
     sha256 checked) only once. A model file rewritten since (a newer training run) is read
     again. Raises :class:`InputError` when ``source`` is not a model of ``method_id`` (its
-    config is not a ``config_class``).
+    config is not a ``config_class``); ``config_class`` None takes a model of any family.
     """
     path = Path(source)
     stamp = path.stat().st_mtime if path.suffix == ".pt" and path.is_file() else 0.0
@@ -178,7 +179,7 @@ def load_cached_model(
         if key not in _CACHE:
             _CACHE[key] = load_model(source, device=device)
         model, config = _CACHE[key]
-    if not isinstance(config, config_class):
+    if config_class is not None and not isinstance(config, config_class):
         raise InputError(f"{source} is not a {method_id} model")
     return model, config
 

@@ -441,6 +441,20 @@ def test_float_parameters_keep_small_bounds_and_values(qtbot):
     assert values == {"lr": pytest.approx(2.5e-4), "tol": pytest.approx(2e-6), "shape": (5, 6)}
 
 
+def test_instance_opt_offers_deepsim_in_its_parameter_list(qtbot):
+    from napari_deepreg.methods.extractors import ZOO_EXTRACTORS
+    from napari_deepreg.methods.instance_opt import InstanceOptConfig
+
+    widgets = {w.name: w for w in _parameters.parameter_widgets(InstanceOptConfig)}
+    similarity, extractor = widgets["similarity"], widgets["deepsim_extractor"]
+    assert isinstance(similarity, ComboBox) and isinstance(extractor, ComboBox)
+    assert {"lncc", "mind_ssc", "deepsim"} <= set(similarity.choices)
+    assert set(extractor.choices) == set(ZOO_EXTRACTORS)
+    similarity.value = "deepsim"
+    values = _parameters.parameter_values(list(widgets.values()))
+    assert InstanceOptConfig(**values).similarity == "deepsim"
+
+
 def test_a_3d_only_method_is_refused_for_a_2d_pair_and_the_chooser_says_so(
     make_napari_viewer, qtbot, monkeypatch, errors
 ):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 DATA_KINDS = ("templates", "labelmaps")
-IMAGE_SIMILARITIES = ("mind_ssc", "mk_lncc", "none")
+IMAGE_SIMILARITIES = ("mind_ssc", "mk_lncc", "deepsim", "none")
 #: the bundled sample's anatomy: never a training family
 NEVER_TRAINED = ("mni2009a",)
 
@@ -53,7 +53,8 @@ class LabelDataFields:
             (AVSM: soft Dice of the warped one-hot labels).
         image_similarity: AVSM's image term on label-map pairs: ``"mind_ssc"`` (measured
             contrast-robust; see ``configs/avsm_labelmaps_affine_3d.yaml``), ``"mk_lncc"`` (the
-            family's) or ``"none"``.
+            family's), ``"deepsim"`` (1 - DeepSim through ``deepsim_ae_2d``'s frozen extractor,
+            2D only; untried: that extractor saw one shared contrast per pair) or ``"none"``.
         lambda_image: its weight.
         lambda_affine: AVSM affine stage: weight of the supervised affine term, the mean squared
             distance (in units of 10 mm) between the predicted affine displacement and the
@@ -82,6 +83,9 @@ def check_label_fields(config: Any) -> None:
     if config.image_similarity not in IMAGE_SIMILARITIES:
         raise ValueError(f"image_similarity must be one of {IMAGE_SIMILARITIES}, "
                          f"got {config.image_similarity!r}")
+    if config.image_similarity == "deepsim" and getattr(config, "dims", 2) != 2:
+        raise ValueError("image_similarity deepsim needs dims 2: the zoo's DeepSim feature "
+                         "extractors are 2D")
     leaked = set(NEVER_TRAINED) & set(config.label_train_families)
     if leaked:
         raise ValueError(f"{sorted(leaked)} (the bundled sample's anatomy) must stay out of "
@@ -239,10 +243,16 @@ def field_distance(field: Tensor, target: Tensor) -> Tensor:
 
 def image_similarity(kind: str, warped: Tensor, fixed: Tensor) -> Tensor:
     """The image term on label-map pairs (0 best): MIND-SSC (contrast-independent
-    descriptors), the family's mk-LNCC, or 0."""
+    descriptors), the family's mk-LNCC, DeepSim (the default zoo extractor, 2D), or 0."""
     from ...losses.functional import mind_ssc_loss
     from ...methods.avsm.losses import similarity_loss
 
+    if kind == "deepsim":
+        from ...losses.deepsim import deepsim_loss
+        from ...methods.extractors import load_extractor, pad_to_grid
+
+        extractor = load_extractor(device=warped.device).module
+        return deepsim_loss(extractor, pad_to_grid(warped), pad_to_grid(fixed))
     if kind == "mind_ssc":
         return mind_ssc_loss(warped, fixed)
     if kind == "mk_lncc":
