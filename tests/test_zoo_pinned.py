@@ -44,8 +44,10 @@ PINNED = {
 }
 DICE_BEFORE = {3: 0.6834, 2: 0.7016}
 # the default config (test-time refinement: 40 half- + 10 full-resolution steps)
-REFINED = {"semantic_bspline_2d": 0.9499, "semantic_bspline_3d": 0.8740,
-           "avsm_3d": 0.8743, "flownet_roi_2d": 0.9438, "deepsim_ae_2d": 0.9498,
+# moved on purpose by the refinement's affine correction (refine_affine, issue 13):
+# semantic_bspline_2d 0.9499 -> 0.9477, deepsim_ae_2d 0.9498 -> 0.9527; the rest within TOL
+REFINED = {"semantic_bspline_2d": 0.9477, "semantic_bspline_3d": 0.8740,
+           "avsm_3d": 0.8743, "flownet_roi_2d": 0.9438, "deepsim_ae_2d": 0.9527,
            "deepsim_seg_2d": 0.9519}
 
 
