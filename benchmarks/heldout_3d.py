@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import shlex
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import heldout as _heldout
+from benchmarks import heldout_2d as _heldout_2d
 from benchmarks import run as _run
 from benchmarks.cases import BenchCase
 from napari_deepreg.volume import Volume
@@ -69,38 +69,9 @@ def heldout_cases(pairs: int, unmoved: int, sample: bool = True) -> list[BenchCa
 
 def run(cases: Sequence[BenchCase], methods: str | Sequence[str], device: str = "cpu",
         log: Any = print) -> list[dict[str, Any]]:
-    """One row per (case, method): Dice / HD95 before and after, folds, SDlogJ, seconds."""
-    rows = []
-    with _run.identity_method():
-        method_list = _run.resolve_methods(methods)
-        for method in method_list:  # the model's first load is not a pair's time
-            if method.kind == "zoo" and method.available and cases:
-                _run.call_method(cases[0], method, device)
-        for case in cases:
-            before = _run.measure_before(case)
-            for method in method_list:
-                row: dict[str, Any] = {"case": case.name, "method": method.label,
-                                       "kind": method.kind}
-                if not method.available:
-                    row.update(status="skipped", note=method.note)
-                    rows.append(row)
-                    continue
-                try:
-                    called = _run.call_method(case, method, device)
-                    field = called.pop("field")
-                    row.update(status="ok", **before, **_run.measure_field(case, field),
-                               **called)
-                except Exception as error:  # one failing method must not end the run
-                    row.update(status="error", note=f"{type(error).__name__}: {error}")
-                rows.append(row)
-                if row["status"] == "ok":
-                    log(f"  {case.name:<12} {method.label:<34} Dice {row['dice_before']:.3f} "
-                        f"-> {row['dice_after']:.3f}  HD95 {row['hd95_after']:.2f} mm  folds "
-                        f"{row['fold_percent']:.3f} %  {row['time_s']:.2f} s", flush=True)
-                else:
-                    log(f"  {case.name:<12} {method.label:<34} {row['status']}: {row['note']}",
-                        flush=True)
-    return rows
+    """One row per (case, method): Dice / HD95 before and after, folds, SDlogJ, seconds (the
+    2D held-out run's loop, without landmarks: no true field here)."""
+    return _heldout_2d.run(cases, methods, device, log, landmarks_tre=False)
 
 
 def means(rows: Sequence[dict[str, Any]], sample: str = "brain3d") -> list[dict[str, Any]]:
@@ -156,13 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = means(rows)
     table = format_table(entries)
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = {"command": command, "started": started, "environment": _run.environment("cpu"),
-               "cases": [{"name": c.name, "description": c.description,
-                          "shape": list(c.shape), "meta": c.meta} for c in cases],
-               "rows": rows, "means": entries}
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    (args.out / "table.md").write_text(f"`{command}`\n\n{table}\n")
+    _heldout_2d.write_results(args.out, command, started, cases, rows, entries, table)
     return 0
 
 

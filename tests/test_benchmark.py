@@ -337,3 +337,29 @@ def test_cli_overhead_of_a_real_call():
     figures = startup.time_register(startup.VARIANTS["lean"])
     assert figures["wall_s"] > figures["runtime_s"] > 0
     assert figures["overhead_s"] == pytest.approx(figures["wall_s"] - figures["runtime_s"])
+
+
+def test_heldout_3d_rows_and_means_on_a_shifted_pair(tmp_path):
+    """benchmarks.heldout_3d on one small pair whose moving labels are the fixed ones shifted
+    by two voxels: the identity keeps the Dice before, instance_opt raises it, the means leave
+    the bundled pair apart and the files are written."""
+    from benchmarks import heldout, heldout_3d
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((24, 28, 24), np.int32)
+    labels[6:18, 7:21, 6:18] = 1
+    labels[9:15, 10:18, 9:15] = 2
+    image = (labels * 0.4 + 0.05 * rng.random(labels.shape)).astype(np.float32)
+    shifted = np.roll(labels, 2, axis=1)
+    moving = np.roll(image, 2, axis=1)
+    pair = heldout.HeldOutPair("labelmap-0", image, moving, labels, shifted, None, None,
+                               (2.0, 2.0, 2.0), {"source": "test"})
+    case = heldout_3d.as_case(pair)
+    rows = heldout_3d.run([case], "identity,instance_opt", log=lambda *a, **k: None)
+    by = {r["method"]: r for r in rows}
+    assert by["identity"]["dice_after"] == pytest.approx(by["identity"]["dice_before"])
+    assert by["instance_opt"]["dice_after"] > by["instance_opt"]["dice_before"] + 0.1
+    entries = heldout_3d.means(rows)
+    assert [e["pairs"] for e in entries] == [1, 1] and entries[1]["worse"] == 0
+    assert math.isnan(entries[0]["dice_sample"])  # no bundled pair in this run
+    assert "| instance_opt | 1 |" in heldout_3d.format_table(entries)
