@@ -42,11 +42,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,22 +55,14 @@ SAMPLE = ROOT / "sample_data"
 def cli_cold_runtime(python: str = sys.executable) -> dict[str, float]:
     """One ``napari-deepreg register`` of the 2D pair in a fresh process, one thread:
     ``{"wall_s", "runtime_s"}`` (runtime from the ``metrics.json`` it wrote)."""
+    from benchmarks.startup import time_cli
+
     pair = [str(SAMPLE / f"brain2d_{name}.nii.gz") for name in ("fixed", "moving")]
     labels = ["--fixed-labels", str(SAMPLE / "brain2d_fixed_labels.nii.gz"),
               "--moving-labels", str(SAMPLE / "brain2d_moving_labels.nii.gz")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    with tempfile.TemporaryDirectory(prefix="gui-time-") as tmp:
-        command = [python, "-m", "napari_deepreg.cli", "register", *pair, *labels,
-                   "--method", "instance_opt", "--device", "cpu", "-q", "--no-report",
-                   "--out", str(Path(tmp) / "out")]
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(f"napari-deepreg register failed: {done.stderr.strip()}")
-        runtime = json.loads((Path(tmp) / "out" / "metrics.json").read_text())["runtime_s"]
-    return {"wall_s": wall, "runtime_s": runtime}
+    return time_cli(lambda out: ["register", *pair, *labels, "--method", "instance_opt",
+                                 "--device", "cpu", "-q", "--no-report", "--out", str(out)],
+                    python, env={"OMP_NUM_THREADS": "1"})
 
 
 def open_widget() -> tuple[Any, Any, dict]:

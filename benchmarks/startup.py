@@ -44,19 +44,28 @@ def register_argv(out: str | os.PathLike, extra: Sequence[str] = ()) -> list[str
             "--overwrite", "--out", str(out), *extra]
 
 
-def time_register(extra: Sequence[str] = (), python: str = sys.executable) -> dict[str, float]:
-    """One CLI call in a fresh interpreter: ``{"wall_s", "runtime_s", "overhead_s"}``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+def time_cli(argv: Callable[[Path], list[str]], python: str = sys.executable,
+             env: dict[str, str] | None = None) -> dict[str, float]:
+    """One ``napari-deepreg`` call in a fresh interpreter, ``argv(out_folder)`` its arguments:
+    ``{"wall_s", "runtime_s"}`` (the method's runtime from the ``metrics.json`` it wrote)."""
+    env = {**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    with tempfile.TemporaryDirectory(prefix="startup-") as tmp:
-        command = [python, "-m", "napari_deepreg.cli", *register_argv(Path(tmp) / "out", extra)]
+    with tempfile.TemporaryDirectory(prefix="cli-time-") as tmp:
+        out = Path(tmp) / "out"
+        command = [python, "-m", "napari_deepreg.cli", *argv(out)]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"napari-deepreg register failed: {done.stderr.strip()}")
-        runtime = json.loads((Path(tmp) / "out" / "metrics.json").read_text())["runtime_s"]
-    return {"wall_s": wall, "runtime_s": runtime, "overhead_s": wall - runtime}
+        runtime = json.loads((out / "metrics.json").read_text())["runtime_s"]
+    return {"wall_s": wall, "runtime_s": runtime}
+
+
+def time_register(extra: Sequence[str] = (), python: str = sys.executable) -> dict[str, float]:
+    """One CLI call in a fresh interpreter: ``{"wall_s", "runtime_s", "overhead_s"}``."""
+    timing = time_cli(lambda out: register_argv(out, extra), python)
+    return {**timing, "overhead_s": timing["wall_s"] - timing["runtime_s"]}
 
 
 def measure_overhead(repeats: int = 3, log: Callable[[str], None] = print) -> dict[str, Any]:
