@@ -13,6 +13,7 @@ re-running replaces the layers the previous run made and nothing else.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from qtpy.QtWidgets import QProgressBar, QWidget
 from superqt import QCollapsible
 
 from .. import qa
-from ..core.device import DEVICE_CHOICES, resolve_device
+from ..core.device import DEVICE_CHOICES, resolve_device, warm_up_optimiser
 from ..methods import MethodSpec, available_methods, get_method
 from ..qa import metrics_rows
 from ..result import Progress, RegistrationResult
@@ -74,6 +75,9 @@ class RegistrationWidget(SaveActions, QWidget):
         self._cancel_requested = False
         self.progress_reports = 0  # Progress reports the current run's worker passed on
         self._gui_timings: dict[str, float] = {}  # this run's phases on the Qt thread
+        # the first optimiser step's imports (~1.4 s), done while the user picks layers
+        threading.Thread(target=warm_up_optimiser, name="napari-deepreg warm-up",
+                         daemon=True).start()
 
         # inputs: combo boxes whose choices are read from the viewer's layer list
         self.inputs = LayerInputs(napari_viewer)

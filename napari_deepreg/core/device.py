@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -32,3 +34,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise ValueError(f"unknown device {device!r}; choose one of {DEVICE_CHOICES}")
+
+
+def warm_up_optimiser() -> float:
+    """One Adam step on a one-element tensor; returns its seconds.
+
+    A process's first ``torch.optim`` step imports ``torch._dynamo`` (about 1.4 s on a 2-core
+    CPU), and run from a napari worker beside the Qt thread it took 2.6 s of a first 2D
+    ``instance_opt`` run whose later runs take 0.4 s. The widget calls this in a background
+    thread when it opens, while the user picks layers, so the first Run does not pay it.
+    """
+    start = time.perf_counter()
+    weight = torch.zeros(1, requires_grad=True)
+    optimiser = torch.optim.Adam([weight], lr=0.1)
+    weight.sum().backward()
+    optimiser.step()
+    return time.perf_counter() - start
