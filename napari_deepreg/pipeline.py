@@ -25,6 +25,7 @@ from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.affine import shift_origin
 from .core.device import resolve_device
+from .core.stats import percentiles
 from .geometry import (
     check_overlap,
     check_points_range,
@@ -63,7 +64,7 @@ def run_to_end(gen: Generator[Any, None, T]) -> T:
 
 def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """Map the ``[low, high]`` percentiles of ``array`` to ``[0, 1]`` and clip (float32)."""
-    lo, hi = np.percentile(array, [low, high])
+    lo, hi = percentiles(array, [low, high])
     if hi <= lo:  # very sparse images: fall back to the full range
         lo, hi = float(array.min()), float(array.max())
     if hi <= lo:  # constant: no contrast to map (not NaN from 0 / 0)
@@ -296,13 +297,13 @@ def register(
         InputError: for input a user has to fix (shapes, NaN, constant images, bad labels).
     """
     spec = get_method(method)
-    spec.make_config(config)  # a bad parameter is reported before any work is done
+    cfg = spec.make_config(config)  # a bad parameter is reported before any work is done
     # no progress before the checks: bad input fails before anything was reported as started
     start = time.perf_counter()
     inputs = prepare(fixed, moving, fixed_labels, moving_labels, fixed_points, moving_points,
                      ndims=spec.dims, method=spec.id)
     prepared = time.perf_counter() - start
-    result = yield from register_prepared(inputs, spec.id, config, device, hausdorff, guard)
+    result = yield from register_prepared(inputs, spec.id, cfg, device, hausdorff, guard)
     result.timings = {"prepare": prepared, **result.timings}
     return result
 

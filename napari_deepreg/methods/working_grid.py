@@ -12,12 +12,12 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import resize_separable, resized_spacing
+from ..core.stats import percentiles
 
 
 def fit_shape(n: int, multiple: int, plus_one: bool) -> int:
@@ -109,7 +109,7 @@ def normalise_batch(images: Tensor, low: float = 0.005, high: float = 0.995) -> 
     if flat.device.type == "cpu":
         # numpy selects (partition) where torch.quantile sorts: same linear interpolation,
         # 7x faster on a 2 mm brain pair (0.06 s instead of 0.4 s)
-        q = np.percentile(flat.detach().numpy(), [100 * low, 100 * high], axis=1)
+        q = percentiles(flat.detach().numpy(), [100 * low, 100 * high], axis=1)
         q = torch.from_numpy(q).to(flat)
     else:
         q = torch.quantile(flat, torch.tensor([low, high], device=images.device), dim=1)
