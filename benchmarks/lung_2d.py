@@ -47,6 +47,7 @@ SYNTHETIC = (("lung1", 7201), ("lung1", 7202), ("lung2", 7203), ("lung2", 7204))
 
 def lung_labels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(lungs, body)`` of a 2D thorax MR slice: int32 labels (1 = lungs) and a bool mask."""
+    from scipy import ndimage
     from skimage import filters, measure, morphology, segmentation
 
     smooth = filters.gaussian(np.asarray(image, np.float64), 1.0, preserve_range=True)
@@ -55,7 +56,7 @@ def lung_labels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = np.bincount(bright.ravel())
     counts[0] = 0
     body = bright == int(np.argmax(counts))
-    body = morphology.remove_small_holes(body, max_size=body.size // 2)
+    body = ndimage.binary_fill_holes(body)  # holes: dark regions not connected to the border
     dark = segmentation.clear_border((smooth < 0.6 * threshold) & body)
     parts = measure.label(dark)
     areas = np.bincount(parts.ravel())

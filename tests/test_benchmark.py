@@ -363,3 +363,31 @@ def test_heldout_3d_rows_and_means_on_a_shifted_pair(tmp_path):
     assert [e["pairs"] for e in entries] == [1, 1] and entries[1]["worse"] == 0
     assert math.isnan(entries[0]["dice_sample"])  # no bundled pair in this run
     assert "| instance_opt | 1 |" in heldout_3d.format_table(entries)
+
+
+def test_lung_labels_find_two_dark_lungs_inside_a_bright_body():
+    from benchmarks.heldout_2d import with_clutter
+    from benchmarks.lung_2d import lung_labels
+
+    yy, xx = np.mgrid[:128, :128].astype(float)
+    body = ((yy - 64) / 58) ** 2 + ((xx - 64) / 56) ** 2 < 1
+    lungs = ((((yy - 55) / 25) ** 2 + ((xx - 40) / 13) ** 2 < 1)
+             | (((yy - 55) / 25) ** 2 + ((xx - 88) / 13) ** 2 < 1))
+    rng = np.random.default_rng(0)
+    image = np.where(body, 120.0, 5.0) - 100.0 * lungs + rng.normal(0, 4, body.shape)
+    labels, found_body = lung_labels(image)
+    assert set(np.unique(labels)) == {0, 1}
+    assert mean_dice(lungs.astype(np.int32), labels) > 0.9
+    assert (found_body & body).sum() / body.sum() > 0.95 and not found_body[0, 0]
+    # the clutter variant of a case keeps the brain, labels and field and changes the outside
+    case = cases.BenchCase(
+        name="c", group="2d-slices",
+        fixed=cases.Volume(image.astype(np.float32), (1.0, 1.0)),
+        moving=cases.Volume(image.astype(np.float32), (1.0, 1.0)),
+        fixed_labels=lungs.astype(np.int32), moving_labels=lungs.astype(np.int32))
+    cluttered = with_clutter(case, 1)
+    inside = lungs
+    unit = np.clip(image / np.percentile(image, 99.5), 0, 1)
+    np.testing.assert_allclose(cluttered.fixed.array[inside], unit[inside], atol=1e-6)
+    assert np.abs(cluttered.fixed.array[~inside] - unit[~inside]).mean() > 0.05
+    assert cluttered.fixed_labels is case.fixed_labels and cluttered.name == "c_clutter"
