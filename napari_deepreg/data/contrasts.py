@@ -241,4 +241,40 @@ def synthesize_contrast(
     return image.float().contiguous(), info
 
 
-__all__ = ["ContrastConfig", "label_means", "synthesize_contrast"]
+def add_clutter(
+    fixed: Tensor, moving: Tensor, fixed_roi: Tensor, moving_roi: Tensor,
+    generator: torch.Generator, max_shift: int = 12, min_shift: int = 4, blob_sigma: float = 3.0,
+) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    """Non-ROI content around the ROI that moves on its own: the case the ROI mask is for.
+
+    Outside ``fixed_roi`` the fixed image gets a cluttered pattern (blobs of noise smoothed by
+    ``blob_sigma`` pixels, at a random intensity in [0.2, 1], on a grey in [0, 0.3]); outside
+    ``moving_roi`` the moving image gets the same pattern translated by a random whole-pixel
+    shift (one random axis by ``min_shift`` .. ``max_shift`` pixels, the others by up to
+    ``max_shift``; random signs), independent of the ROI's motion. Inside the ROIs nothing changes.
+    Images ``(1, 1, *S)`` in [0, 1], ROIs bool of the same shape; returns ``(fixed, moving,
+    info)``.
+    """
+    shape = fixed.shape[2:]
+    blobs = gaussian_smooth(torch.randn(fixed.shape, generator=generator), blob_sigma)
+    blobs = blobs / blobs.std().clamp_min(1e-6)
+    level = float(torch.rand((), generator=generator)) * 0.6 - 0.3
+    texture = gaussian_smooth(torch.randn(fixed.shape, generator=generator), 1.0)
+    grey = 0.3 * float(torch.rand((), generator=generator))
+    bright = 0.2 + 0.8 * float(torch.rand((), generator=generator))
+    pattern = torch.where(blobs > level, bright + 0.1 * texture, grey).clamp(0, 1)
+    shift = torch.randint(min_shift, max_shift + 1, (len(shape),), generator=generator)
+    shift = torch.where(torch.rand(len(shape), generator=generator) < 0.5, -shift, shift)
+    if len(shape) > 1:  # one axis may move less: any direction, at least min_shift overall
+        keep = int(torch.randint(len(shape), (), generator=generator))
+        small = torch.randint(-max_shift, max_shift + 1, (len(shape),), generator=generator)
+        shift = torch.where(torch.arange(len(shape)) == keep, shift, small)
+    shifted = torch.roll(pattern, [int(v) for v in shift], dims=list(range(2, fixed.ndim)))
+    out_f = torch.where(fixed_roi, fixed, pattern)
+    out_m = torch.where(moving_roi, moving, shifted)
+    info = {"shift_px": [int(v) for v in shift], "blob_level": level, "grey": grey,
+            "bright": bright}
+    return out_f, out_m, info
+
+
+__all__ = ["ContrastConfig", "add_clutter", "label_means", "synthesize_contrast"]

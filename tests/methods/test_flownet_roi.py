@@ -175,3 +175,34 @@ def test_the_shipped_model_improves_dice_on_the_2d_sample():
     assert m["dice_after"] > m["dice_before"] + 0.07
     assert m["guard_returned"] == "method"
     assert m["fold_percent"] < 0.1
+
+
+def test_clutter_moves_outside_the_roi_only_and_is_one_pattern_shifted():
+    from napari_deepreg.data.contrasts import add_clutter
+
+    g = torch.Generator().manual_seed(3)
+    fixed, moving = torch.rand(2, 1, 1, 64, 64, generator=g)
+    roi = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    roi[..., 16:48, 16:48] = True
+    f, m, info = add_clutter(fixed, moving, roi, roi, torch.Generator().manual_seed(0))
+    assert torch.equal(f[roi], fixed[roi]) and torch.equal(m[roi], moving[roi])
+    assert not torch.equal(f[~roi], fixed[~roi])
+    assert 4 <= max(abs(v) for v in info["shift_px"]) <= 12
+    # the moving clutter is the fixed one translated (compare where neither ROI covers it)
+    shifted = torch.roll(f, info["shift_px"], dims=[2, 3])
+    both = ~roi & ~torch.roll(roi, info["shift_px"], dims=[2, 3])
+    assert torch.equal(m[both], shifted[both])
+
+
+def test_p_clutter_puts_clutter_in_training_pairs_and_is_checked():
+    from napari_deepreg.training.tasks.flownet_roi import FlowNetROITask
+
+    with pytest.raises(ValueError, match="p_clutter"):
+        FlowNetROITask({"p_clutter": 1.5})
+    plain = FlowNetROITask({"working_shape": [128, 128]})
+    cluttered = FlowNetROITask({"working_shape": [128, 128], "p_clutter": 1.0})
+    a = plain.sample("train", 2, torch.Generator().manual_seed(1))
+    b = cluttered.sample("train", 2, torch.Generator().manual_seed(1))
+    outside = a["fixed_mask"] == 0
+    assert float(a["fixed"][outside].std()) < 0.1 < float(b["fixed"][outside].std())
+    assert "p_clutter" not in cluttered.config_dict()  # a training setting, not the model's

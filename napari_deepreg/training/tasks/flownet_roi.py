@@ -5,7 +5,9 @@ one atlas, an in-plane affine, whole template families held out for validation).
 photometric loss assumes one modality, so both images of a pair are re-synthesised from their
 fine labels with ONE random intensity table (:func:`mono_contrast`): same tissue, same grey
 value, plus independent smooth texture and noise; the background is black or noisy. The ROI
-mask the HNN learns is the brain mask (coarse labels > 0).
+mask the HNN learns is the brain mask (coarse labels > 0). With ``p_clutter`` a share of the
+pairs gets non-ROI content around the brain that moves on its own
+(:func:`~napari_deepreg.data.contrasts.add_clutter`): what the paper's ROI mask is for.
 
 Loss (Shan et al., Eq. 7): ``eta L_HNN + sum_s alpha L_photo^s + beta L_smooth^s + gamma
 L_overlap^s`` over the 7 scales; the variant decides N/E smoothness, the HNN and the overlap.
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 
 from ...core import gaussian_smooth, jacobian_determinant, warp_labels
 from ...data.anatomy import TISSUE_NAMES
+from ...data.contrasts import add_clutter
 from ...methods.flownet_roi.config import METHOD_ID, FlowNetROINetConfig
 from ...methods.flownet_roi.losses import hnn_loss, multiscale_loss
 from ...methods.working_grid import normalise_batch
@@ -68,12 +71,16 @@ class FlowNetROITrainConfig(FlowNetROINetConfig, lm.LabelDataFields):
     ``"labelmaps"``; model files keep the family's fields only)."""
 
     data: str = "labelmaps"
+    #: share of the pairs with independently moving content outside the ROI (both splits)
+    p_clutter: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         lm.check_label_fields(self)
         if self.data != "labelmaps":
             raise ValueError("flownet_roi trains on label-map slices only (data: labelmaps)")
+        if not 0 <= self.p_clutter <= 1:
+            raise ValueError(f"p_clutter must be in [0, 1], got {self.p_clutter}")
 
 
 @register_task
@@ -120,10 +127,17 @@ class FlowNetROITask(TrainTask):
             )
             for i in range(batch_size)
         ]
-        batch["fixed"] = normalise_batch(torch.cat([p[0] for p in pairs]))
-        batch["moving"] = normalise_batch(torch.cat([p[1] for p in pairs]))
-        batch["fixed_mask"] = (batch["fixed_labels"] > 0).float()
-        batch["moving_mask"] = (batch["moving_labels"] > 0).float()
+        fixed = normalise_batch(torch.cat([p[0] for p in pairs]))
+        moving = normalise_batch(torch.cat([p[1] for p in pairs]))
+        fixed_roi, moving_roi = batch["fixed_labels"] > 0, batch["moving_labels"] > 0
+        for i in range(batch_size):
+            if float(torch.rand((), generator=generator)) < self.config.p_clutter:
+                fixed[i : i + 1], moving[i : i + 1], _ = add_clutter(
+                    fixed[i : i + 1], moving[i : i + 1], fixed_roi[i : i + 1],
+                    moving_roi[i : i + 1], generator)
+        batch["fixed"], batch["moving"] = fixed, moving
+        batch["fixed_mask"] = fixed_roi.float()
+        batch["moving_mask"] = moving_roi.float()
         for key in ("fixed_fine_labels", "moving_fine_labels"):
             batch.pop(key)
         return batch
@@ -189,7 +203,9 @@ class FlowNetROITask(TrainTask):
             "modality": "MR brain slices, mono-modal pairs (random shared contrast)",
             "working_resolution": f"{shape} @ {cfg.voxel_size:g} mm",
             "training_data": lm.describe(
-                cfg, f"2D slices, variant {cfg.variant}, one shared random contrast per pair",
+                cfg, f"2D slices, variant {cfg.variant}, one shared random contrast per pair"
+                + (f", independently moving clutter outside the brain in {cfg.p_clutter:g} of "
+                   "the pairs" if cfg.p_clutter else ""),
                 "re-synthesised with one random intensity per tissue for both (mono-modal; "
                 "independent texture and noise)",
             ),
