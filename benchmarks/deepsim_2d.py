@@ -9,8 +9,10 @@ true registration field is known (endpoint error). ``noisy``: the same pairs wit
 of ``--noise`` (fraction of the [0, 1] range) on both images.
 
 Methods: ``LABEL=MODEL_FILE`` (a deepsim registration model file or zoo id, run feed-forward),
-``identity``, or ``zoo:ID`` (any registered method, through the pipeline, refine off), with
-config overrides after it: ``zoo:instance_opt:similarity=deepsim`` (``:key=value`` each).
+``identity``, ``zoo:ID`` (any registered method, through the pipeline, refine off), with
+config overrides after it: ``zoo:instance_opt:similarity=deepsim`` (``:key=value`` each), or
+``peer:NAME`` (a classical peer of ``benchmarks.peers``: ``ants_syn``, ``dipy_syn``,
+``elastix``, with its defaults).
 Reports per method and version: Dice (coarse labels), fold %, SDlogJ, EPE, wall seconds per
 pair; and for every ``--deepsim`` label against every other one, the Wilcoxon signed-rank
 p-value and Cohen's d (paired: mean difference over its standard deviation) of the per-pair
@@ -81,6 +83,15 @@ def register(method: str, source: str, fixed: np.ndarray, moving: np.ndarray,
     """The field ``(2, H, W)`` mm of one method on one pair (feed-forward)."""
     if method == "identity":
         return np.zeros((2, *fixed.shape), np.float32)
+    if source.startswith("peer:"):
+        from benchmarks.peers import PEERS
+        from napari_deepreg.volume import Volume
+
+        peer = PEERS[source[5:]]
+        if not peer.available():
+            raise RuntimeError(f"peer {source[5:]} is not installed")
+        return peer.run(Volume(fixed.astype(np.float32), tuple(spacing), (0.0, 0.0)),
+                        Volume(moving.astype(np.float32), tuple(spacing), (0.0, 0.0))).field
     if source.startswith("zoo:"):
         from napari_deepreg.pipeline import register as run
         from napari_deepreg.pipeline import run_to_end
