@@ -391,3 +391,26 @@ def test_lung_labels_find_two_dark_lungs_inside_a_bright_body():
     np.testing.assert_allclose(cluttered.fixed.array[inside], unit[inside], atol=1e-6)
     assert np.abs(cluttered.fixed.array[~inside] - unit[~inside]).mean() > 0.05
     assert cluttered.fixed_labels is case.fixed_labels and cluttered.name == "c_clutter"
+
+
+def test_deepsim_lambda_rule_and_sweep_read_finished_runs_only(tmp_path):
+    from benchmarks import deepsim_lambda as dl
+
+    def fig(d):
+        return {"val_dice": d}
+    # best Dice wins; a larger λ within TIE of it wins over it (the smoother field)
+    assert dl.pick({0.1: fig(0.764), 0.5: fig(0.760), 2.0: fig(0.732)}) == 0.5
+    assert dl.pick({0.1: fig(0.760), 0.5: fig(0.741), 2.0: fig(0.706)}) == 0.1
+    for lam, dice in ((0.1, 0.70), (0.5, 0.69), (2.0, 0.68), (0.02, 0.72)):
+        run = dl.run_dir(tmp_path, "mse", lam)
+        run.mkdir()
+        (run / "log.csv").write_text(f"step,val_dice,val_fold_percent\n0,0.6,0\n600,{dice},0\n")
+        (run / "model.pt").write_bytes(b"")
+    unfinished = dl.run_dir(tmp_path, "mse", 0.004)
+    unfinished.mkdir()
+    (unfinished / "log.csv").write_text("step,val_dice\n0,0.9\n")  # no model.pt yet
+    result = dl.sweep(tmp_path, do_train=False)
+    # the pick at the grid's low end (0.1) extends it to 0.02, whose run wins; 0.004 unfinished
+    assert result["mse"]["lambda"] == 0.02
+    assert set(result["mse"]["runs"]) == {"0.02", "0.1", "0.5", "2.0"}
+    assert result["mse"]["runs"]["0.02"]["step"] == 600
