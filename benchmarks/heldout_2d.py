@@ -246,10 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", default="results/bench/cases", help="built cases")
     parser.add_argument("--out", type=Path, default=Path("results/heldout_2d"))
     args = parser.parse_args(argv)
-    _run.limit_threads(max(1, args.threads))
-    command = shlex.join(["python", "-m", "benchmarks.heldout_2d",
-                          *(sys.argv[1:] if argv is None else argv)])
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    command, started = start("benchmarks.heldout_2d", argv, args.threads)
     cases = heldout_slices(args.pairs, args.cache, args.contrast == "change")
     if args.clutter:
         cases = [with_clutter(c, 9000 + i) for i, c in enumerate(cases)]
@@ -259,6 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     write_results(args.out, command, started, cases, rows, entries, table)
     return 0
+
+
+def start(module: str, argv: Sequence[str] | None, threads: int) -> tuple[str, str]:
+    """Every tool limited to ``threads``; returns the command line as run and the UTC start
+    time (what :func:`write_results` records)."""
+    _run.limit_threads(max(1, threads))
+    command = shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    return command, datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def write_results(out: Path, command: str, started: str, cases: Sequence[_cases.BenchCase],

@@ -21,9 +21,7 @@ prints the table of means.
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +31,6 @@ import numpy as np
 
 from benchmarks import heldout as _heldout
 from benchmarks import heldout_2d as _heldout_2d
-from benchmarks import run as _run
 from benchmarks.cases import BenchCase
 from napari_deepreg.volume import Volume
 
@@ -118,10 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every tool")
     parser.add_argument("--out", type=Path, default=Path("results/heldout_3d"))
     args = parser.parse_args(argv)
-    _run.limit_threads(max(1, args.threads))
-    command = shlex.join(["python", "-m", "benchmarks.heldout_3d",
-                          *(sys.argv[1:] if argv is None else argv)])
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    command, started = _heldout_2d.start("benchmarks.heldout_3d", argv, args.threads)
     cases = heldout_cases(args.pairs, args.unmoved, not args.no_sample)
     rows = run(cases, args.methods)
     entries = means(rows)

@@ -26,8 +26,6 @@ feed-forward and refined, instance_opt, elastix, ANTs SyN.
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +34,6 @@ import numpy as np
 
 from benchmarks import cases as _cases
 from benchmarks import heldout_2d as _heldout
-from benchmarks import run as _run
 
 DEFAULT_METHODS = ("identity,flownet_roi_2d:refine=false,flownet_roi_2d,"
                    "flownet_roi_shapes_2d:refine=false,flownet_roi_shapes_2d,instance_opt,"
@@ -98,10 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every tool")
     parser.add_argument("--out", type=Path, default=Path("results/lung_2d"))
     args = parser.parse_args(argv)
-    _run.limit_threads(max(1, args.threads))
-    command = shlex.join(["python", "-m", "benchmarks.lung_2d",
-                          *(sys.argv[1:] if argv is None else argv)])
-    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    command, started = _heldout.start("benchmarks.lung_2d", argv, args.threads)
     cases = lung_cases()
     rows = _heldout.run(cases, args.methods, landmarks_tre=False)
     entries = _heldout.means(rows)
