@@ -114,3 +114,23 @@ def test_misaligned_edges_are_caught_where_nmi_is_blind(pair2d, monkeypatch):
     bad = guard.check(Estimate(-true), f, m, sp)
     assert bad.returned == "identity"
     assert "NGF" in bad.notes[0] and "NMI" not in bad.notes[0]
+
+
+def test_an_ngf_win_is_overruled_by_a_clear_nmi_lead_of_the_method(pair2d, monkeypatch):
+    # the real rat lung pair's case: the method's NMI leads the identity's by ~0.05 (its lung
+    # Dice 0.967 vs 0.911) while NGF favours the identity slightly: the method must be kept;
+    # with a small NMI lead the NGF win still replaces it (the guard's calibration)
+    f, m, sp = _tensors(pair2d)
+    true = torch.from_numpy(np.asarray(pair2d["field"], np.float32))[None]
+
+    def fake(nmi_method, ngf_method):
+        # the candidates are scored in the order method, identity (no affine here)
+        nmis, ngfs = iter([nmi_method, 1.30]), iter([ngf_method, 0.154])
+        monkeypatch.setattr(guard, "nmi", lambda a, b, bins=guard.BINS: next(nmis))
+        monkeypatch.setattr(guard, "ngf", lambda a, b, spacing, eps=guard.NGF_EPS: next(ngfs))
+
+    fake(1.30 + 2 * guard.NMI_LEAD, 0.150)
+    assert guard.check(Estimate(true), f, m, sp).returned == "method"
+    fake(1.30 + 0.5 * guard.NMI_LEAD, 0.150)
+    verdict = guard.check(Estimate(true), f, m, sp)
+    assert verdict.returned == "identity" and "NGF" in verdict.notes[0]
