@@ -25,7 +25,7 @@ from . import metrics as _metrics
 from .core import jacobian_determinant, warp_image, warp_labels
 from .core.affine import shift_origin
 from .core.device import resolve_device
-from .core.stats import percentiles
+from .core.stats import unit_range
 from .geometry import (
     check_overlap,
     check_points_range,
@@ -64,12 +64,7 @@ def run_to_end(gen: Generator[Any, None, T]) -> T:
 
 def normalise_intensity(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """Map the ``[low, high]`` percentiles of ``array`` to ``[0, 1]`` and clip (float32)."""
-    lo, hi = percentiles(array, [low, high])
-    if hi <= lo:  # very sparse images: fall back to the full range
-        lo, hi = float(array.min()), float(array.max())
-    if hi <= lo:  # constant: no contrast to map (not NaN from 0 / 0)
-        return np.zeros(np.shape(array), np.float32)
-    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return unit_range(array, low, high)
 
 
 def _affine_in_world(affine: torch.Tensor, origin: tuple[float, ...]) -> np.ndarray:

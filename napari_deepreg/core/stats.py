@@ -38,4 +38,18 @@ def percentiles(values: np.ndarray, q: Sequence[float], axis: int | None = None)
     return np.moveaxis(out, -1, 0)
 
 
-__all__ = ["percentiles"]
+def unit_range(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
+    """``array``'s ``[low, high]`` percentiles mapped to ``[0, 1]`` and clipped (float32); the
+    full range for very sparse images, zeros for constant or empty ones (never NaN)."""
+    array = np.asarray(array)
+    if array.size == 0:
+        return np.zeros(array.shape, np.float32)
+    lo, hi = percentiles(array, [low, high])
+    if hi <= lo:  # very sparse images: fall back to the full range
+        lo, hi = float(array.min()), float(array.max())
+    if hi <= lo:  # constant: no contrast to map (not NaN from 0 / 0)
+        return np.zeros(np.shape(array), np.float32)
+    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+__all__ = ["percentiles", "unit_range"]

@@ -12,18 +12,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..core.stats import unit_range as _unit_range
+
 MODES = ("checkerboard", "difference", "red/cyan")
 
 
 def unit_range(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
     """``array`` mapped to ``[0, 1]`` (float32) by its ``low`` / ``high`` percentiles."""
-    array = np.asarray(array, dtype=np.float32)
-    lo, hi = np.percentile(array, [low, high]) if array.size else (0.0, 1.0)
-    if not hi > lo:
-        lo, hi = float(array.min()), float(array.max())
-    if not hi > lo:
-        return np.zeros(array.shape, dtype=np.float32)
-    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return _unit_range(np.asarray(array, dtype=np.float32), low, high)
 
 
 def tile_parity(shape: Sequence[int], spacing: Sequence[float], tile_mm: float) -> np.ndarray:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.stats import unit_range as _unit_range
+
 # Diverging map centred on J = 1: blue = compression, red = expansion (napari and matplotlib
 # both know it by this name).
 JACOBIAN_COLORMAP = "RdBu_r"
@@ -204,15 +206,6 @@ def fold_clusters(
 
 
 # --------------------------------------------------------------------------- image comparison
-
-
-def _unit_range(array: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
-    lo, hi = np.percentile(array, [low, high])
-    if hi <= lo:
-        lo, hi = float(array.min()), float(array.max())
-    if hi <= lo:
-        return np.zeros(array.shape, dtype=np.float32)
-    return np.clip((array - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
 def checkerboard(
